@@ -1,5 +1,4 @@
 /* command.c - see command.h. */
-#define _GNU_SOURCE
 #include "util/command.h"
 
 #include <errno.h>

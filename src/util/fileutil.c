@@ -1,5 +1,4 @@
 /* fileutil.c - see fileutil.h. */
-#define _GNU_SOURCE
 #include "util/fileutil.h"
 
 #include <dirent.h>
@@ -104,13 +103,13 @@ int mkdir_p(const char *path, int mode, struct error **errp)
     return 0;
 }
 
-static int rm_rf_at(int dirfd, const char *name, struct error **errp)
+static int rm_rf_at(int dir_fd, const char *name, struct error **errp)
 {
-    if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+    if (unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT)
         return 0;
     if (errno != EISDIR && errno != EPERM)
         return error_set_errno(errp, ERR_IO, errno, "cannot remove '%s'", name);
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return error_set_errno(errp, ERR_IO, errno, "cannot open '%s'", name);
     DIR *d = fdopendir(fd);
@@ -129,7 +128,7 @@ static int rm_rf_at(int dirfd, const char *name, struct error **errp)
         }
     }
     closedir(d);
-    if (ret == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    if (ret == 0 && unlinkat(dir_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
         return error_set_errno(errp, ERR_IO, errno, "cannot remove '%s'", name);
     return ret;
 }

@@ -1,0 +1,171 @@
+/* agent.h - the node agent's shared context and its VM objects.
+ *
+ * One 'struct agent' per process, passed explicitly (no globals): the
+ * configuration, the host's capabilities, the registry of VMs and the monitor
+ * loop that watches their QMP sockets.  Each 'struct vm' is reference counted
+ * and carries:
+ *   - its definition (replaced only by the job holder),
+ *   - its runtime state (written by the monitor loop and by the job holder
+ *     under 'vm->lock', which is never held while waiting on QMP, qemu-ga or a
+ *     child process),
+ *   - a job token: one operation per VM at a time (vm_job_begin/vm_job_end).
+ * Locking order and rules: docs/internals/locking.md.
+ *
+ * Files (reading order): main.c (options, start-up) -> agent.c (registry,
+ * persistence, recovery) -> monitor.c (QMP event loop, process reaping) ->
+ * lifecycle.c (start, stop, pause, hibernate ...) -> hotplug.c (online changes)
+ * -> guest.c (console, stats, guest agent) -> api.c (the HTTP routes). */
+#ifndef STRATA_AGENT_H
+#define STRATA_AGENT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "host/host_stats.h"
+#include "model/host_caps.h"
+#include "model/vm_def.h"
+#include "util/error.h"
+
+struct qmp_client;
+struct host_facts;
+struct monitor;
+struct vm_qmp;
+
+enum vm_state {
+    VM_STATE_STOPPED,     /* defined, no QEMU */
+    VM_STATE_STARTING,
+    VM_STATE_RUNNING,
+    VM_STATE_PAUSED,
+    VM_STATE_SHUTTING_DOWN,
+    VM_STATE_SAVING,      /* hibernating: memory going to the save file */
+    VM_STATE_SAVED,       /* hibernated: no QEMU, memory in the save file */
+    VM_STATE_RESTORING,
+    VM_STATE_CRASHED,     /* QEMU died without a shutdown request */
+    VM_STATE__COUNT
+};
+const char *vm_state_to_string(enum vm_state s);
+int vm_state_from_string(const char *s);
+/* True for the states in which a QEMU process exists. */
+bool vm_state_is_active(enum vm_state s);
+
+struct vm {
+    int refs;                       /* under agent->lock */
+    char *name;                     /* immutable */
+    char *dir;                      /* <state_dir>/vms/<name>; immutable */
+
+    pthread_mutex_t qga_lock;       /* one qemu-ga conversation at a time */
+    pthread_mutex_t lock;           /* guards everything below */
+    pthread_cond_t cond;            /* broadcast on every runtime change */
+    struct vm_def *def;
+    enum vm_state state;
+    pid_t pid;                      /* 0 when no QEMU */
+    unsigned long long pid_start;   /* /proc/<pid>/stat start time, ticks */
+    bool pid_is_child;              /* spawned by this agent process */
+    char **argv;                    /* argv QEMU was started with */
+    struct vm_qmp *qmp;             /* live monitor connection (monitor.h), or NULL */
+    char *exit_reason;              /* why QEMU last stopped */
+    char *shutdown_reason;          /* "reason" of the last SHUTDOWN event */
+    bool shutdown_requested;        /* by us: graceful or forced stop */
+    bool deleted_undefined;         /* undefined: ignore further events */
+    unsigned long long mem_plugged_mib;   /* DIMM memory added at run time */
+    unsigned dimm_next;             /* next DIMM index */
+    long long balloon_actual_mib;   /* from BALLOON_CHANGE, -1 unknown */
+    char **deleted_devices;         /* DEVICE_DELETED ids seen, for detach waits */
+    bool qmp_closed;                /* monitor gone; process exit pending */
+    json_t *hotplug_extra;          /* argv added at run time (restore needs it) */
+    char **hotplug_ports;           /* q35 spare port -> device id ("" free) */
+    bool saved_was_running;         /* hibernated while running */
+    int job_progress;               /* 0..100, -1 when not measurable */
+    bool busy;                      /* job token held */
+    char *job;                      /* name of the running job */
+    long long started_at_ms;        /* wall clock of the last start */
+};
+
+struct agent_config {
+    char *state_dir;                /* persistent: definitions, runtime records */
+    char *run_dir;                  /* sockets, pid files */
+    char *unix_socket;              /* API socket */
+    char *tls_address;              /* NULL: no TCP listener */
+    unsigned short tls_port;
+    char *tls_cert, *tls_key, *tls_ca, *tls_crl, *tls_allowed_cn;
+    char **image_roots;             /* allowed roots for disks, ISOs, kernels */
+    char *qemu_binary;
+    char *force_accel;              /* "tcg"/"kvm" to skip the probe, or NULL */
+    int shutdown_timeout_s;         /* default for graceful shutdown */
+};
+
+struct agent_event {
+    unsigned long long seq;
+    long long time_ms;
+    char *vm;                       /* may be NULL (host events) */
+    char *type;                     /* "state-changed", "qemu-event", ... */
+    json_t *data;
+};
+
+#define AGENT_EVENT_RING 1024
+
+struct agent {
+    struct agent_config cfg;
+    struct host_caps caps;          /* borrows from 'facts' */
+    struct host_facts *facts;       /* collected at start-up */
+
+    pthread_mutex_t lock;           /* guards 'vms', 'n_vms' and the event ring */
+    pthread_cond_t events_cond;
+    struct vm **vms;
+    size_t n_vms;
+    struct agent_event events[AGENT_EVENT_RING];
+    unsigned long long next_event_seq;
+
+    struct monitor *monitor;
+    long long started_ms;
+    struct host_stats_sample stats_prev;    /* under 'lock' */
+    bool stats_prev_valid;
+};
+
+/* agent.c */
+struct agent *agent_new(const struct agent_config *cfg, struct error **errp);
+void agent_free(struct agent *a);
+/* Loads every stored VM and reattaches to running QEMUs. */
+int agent_recover(struct agent *a, struct error **errp);
+void agent_vm_limits(const struct agent *a, struct vm_def_limits *out);
+
+/* Returns a new reference or NULL (ERR_NOT_FOUND naming the VM). */
+struct vm *agent_vm_get(struct agent *a, const char *name, struct error **errp);
+void vm_ref(struct agent *a, struct vm *vm);
+void vm_unref(struct agent *a, struct vm *vm);
+/* Returns new references to every VM; '*n' set; free with agent_vm_list_free. */
+struct vm **agent_vm_list(struct agent *a, size_t *n);
+void agent_vm_list_free(struct agent *a, struct vm **list, size_t n);
+
+/* Defines a new VM from a parsed definition.  Takes ownership of 'def'. */
+struct vm *agent_vm_define(struct agent *a, struct vm_def *def, struct error **errp);
+/* Removes a stopped VM and its files. */
+int agent_vm_undefine(struct agent *a, const char *name, struct error **errp);
+
+/* Persists the VM's runtime record (state, pid, argv, reasons).  Call with
+ * vm->lock held. */
+int vm_save_runtime_locked(struct vm *vm, struct error **errp);
+int vm_save_def(struct vm *vm, struct error **errp);
+/* Sets the state (vm->lock held), persists, broadcasts and records an event. */
+void vm_set_state_locked(struct agent *a, struct vm *vm, enum vm_state s, const char *why);
+
+/* Job token: waits up to 'wait_ms' for the VM to be free. */
+int vm_job_begin(struct vm *vm, const char *job, int wait_ms, struct error **errp);
+void vm_job_end(struct vm *vm);
+
+/* Paths inside the VM's run/state directories; new strings. */
+char *vm_path(const struct agent *a, const struct vm *vm, const char *file);
+
+/* Events: appended to a ring; readers long-poll with agent_events_since(). */
+void agent_event(struct agent *a, const char *vm, const char *type, json_t *data);
+json_t *agent_events_since(struct agent *a, unsigned long long since, int wait_ms);
+
+/* VM summary for the API (state, pid, reasons, definition when 'full'). */
+json_t *vm_to_json(struct vm *vm, bool full);
+
+long long now_ms(void);       /* CLOCK_MONOTONIC */
+long long wall_ms(void);      /* CLOCK_REALTIME */
+
+#endif
