@@ -43,7 +43,7 @@ static const char *const vm_state_names[VM_STATE__COUNT] = {
     [VM_STATE_SAVING] = "saving",
     [VM_STATE_SAVED] = "saved",
     [VM_STATE_RESTORING] = "restoring",
-    [VM_STATE_CRASHED] = "crashed",
+    [VM_STATE_UNREACHABLE] = "unreachable",
 };
 
 const char *vm_state_to_string(enum vm_state s)
@@ -62,7 +62,8 @@ int vm_state_from_string(const char *s)
 bool vm_state_is_active(enum vm_state s)
 {
     return s == VM_STATE_STARTING || s == VM_STATE_RUNNING || s == VM_STATE_PAUSED
-        || s == VM_STATE_SHUTTING_DOWN || s == VM_STATE_SAVING || s == VM_STATE_RESTORING;
+        || s == VM_STATE_SHUTTING_DOWN || s == VM_STATE_SAVING || s == VM_STATE_RESTORING
+        || s == VM_STATE_UNREACHABLE;
 }
 
 long long now_ms(void)
@@ -243,6 +244,7 @@ int vm_save_runtime_locked(struct vm *vm, struct error **errp)
         json_object_set_new(j, "exit_reason", json_string(vm->exit_reason));
     if (vm->shutdown_reason)
         json_object_set_new(j, "shutdown_reason", json_string(vm->shutdown_reason));
+    json_object_set_new(j, "crashed", json_boolean(vm->crashed));
     if (vm->hotplug_ports)
         json_object_set_new(j, "hotplug_ports", strv_to_json(vm->hotplug_ports));
     AUTOFREE char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -455,6 +457,7 @@ json_t *vm_to_json(struct vm *vm, bool full)
     json_object_set_new(j, "memory_mib", json_integer((json_int_t) vm->def->mem_mib));
     json_object_set_new(j, "exit_reason", vm->exit_reason ? json_string(vm->exit_reason)
                                                           : json_null());
+    json_object_set_new(j, "crashed", json_boolean(vm->crashed));
     if (vm->busy)
         json_object_set_new(j, "job", json_pack("{s:s, s:i}", "name", vm->job ? vm->job : "",
                                                 "progress", vm->job_progress));
@@ -543,6 +546,7 @@ static void recover_vm(struct agent *a, struct vm *vm, const json_t *rt)
     vm->mem_plugged_mib = (unsigned long long) json_integer_value(json_object_get(rt, "mem_plugged_mib"));
     vm->dimm_next = (unsigned) json_integer_value(json_object_get(rt, "dimm_next"));
     vm->saved_was_running = json_is_true(json_object_get(rt, "saved_was_running"));
+    vm->crashed = json_is_true(json_object_get(rt, "crashed"));
     vm->started_at_ms = json_integer_value(json_object_get(rt, "started_at_ms"));
     json_t *extra = json_object_get(rt, "hotplug_extra");
     if (json_is_array(extra)) {
@@ -577,7 +581,7 @@ static void recover_vm(struct agent *a, struct vm *vm, const json_t *rt)
                   vm->name, (int) pid, err->message);
         free(vm->exit_reason);
         vm->exit_reason = xasprintf("monitor unreachable after agent restart: %s", err->message);
-        vm->state = VM_STATE_CRASHED;
+        vm->state = VM_STATE_UNREACHABLE;
         vm->pid = pid;   /* still shown so an administrator can act on it */
         return;
     }
@@ -586,10 +590,8 @@ static void recover_vm(struct agent *a, struct vm *vm, const json_t *rt)
     vm->exit_reason = tail ? xasprintf("QEMU exited while the agent was down (last log line: %s)",
                                        tail)
                            : xstrdup("QEMU exited while the agent was down");
-    vm->state = st == VM_STATE_SAVING ? VM_STATE_STOPPED
-              : vm->shutdown_reason ? VM_STATE_STOPPED : VM_STATE_CRASHED;
-    if (st == VM_STATE_SHUTTING_DOWN)
-        vm->state = VM_STATE_STOPPED;
+    vm->state = VM_STATE_STOPPED;
+    vm->crashed = !vm->shutdown_reason && st != VM_STATE_SHUTTING_DOWN && st != VM_STATE_SAVING;
     vm->pid = 0;
     LOG_WARN("VM '%s': %s", vm->name, vm->exit_reason);
     pthread_mutex_lock(&vm->lock);

@@ -42,7 +42,7 @@ enum vm_state {
     VM_STATE_SAVING,      /* hibernating: memory going to the save file */
     VM_STATE_SAVED,       /* hibernated: no QEMU, memory in the save file */
     VM_STATE_RESTORING,
-    VM_STATE_CRASHED,     /* QEMU died without a shutdown request */
+    VM_STATE_UNREACHABLE, /* a QEMU runs but its monitor does not answer */
     VM_STATE__COUNT
 };
 const char *vm_state_to_string(enum vm_state s);
@@ -68,6 +68,7 @@ struct vm {
     char *exit_reason;              /* why QEMU last stopped */
     char *shutdown_reason;          /* "reason" of the last SHUTDOWN event */
     bool shutdown_requested;        /* by us: graceful or forced stop */
+    bool crashed;                   /* last stop was not asked for (see exit_reason) */
     bool deleted_undefined;         /* undefined: ignore further events */
     unsigned long long mem_plugged_mib;   /* DIMM memory added at run time */
     unsigned dimm_next;             /* next DIMM index */

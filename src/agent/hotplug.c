@@ -45,7 +45,7 @@ static bool is_live(enum vm_state s)
 static int check_changeable(struct vm *vm, struct error **errp)
 {
     enum vm_state s = get_state(vm);
-    if (is_live(s) || s == VM_STATE_STOPPED || s == VM_STATE_CRASHED)
+    if (is_live(s) || s == VM_STATE_STOPPED)
         return 0;
     return error_set(errp, ERR_BAD_STATE, "VM '%s' is %s: hardware cannot change now", vm->name,
                      vm_state_to_string(s));

@@ -187,6 +187,7 @@ static int spawn_and_attach(struct agent *a, struct vm *vm, char **argv, int kee
     vm->pid_start = st.start_ticks;
     vm->pid_is_child = true;
     vm->shutdown_requested = false;
+    vm->crashed = false;
     free(vm->shutdown_reason);
     vm->shutdown_reason = NULL;
     strv_free(vm->deleted_devices);
@@ -359,12 +360,34 @@ out:
 
 int vm_destroy(struct agent *a, struct vm *vm, struct error **errp)
 {
-    (void) a;
     if (vm_job_begin(vm, "destroy", 5000, errp) < 0)
         return -1;
     int ret = -1;
-    if (!vm_state_is_active(get_state(vm)) && get_state(vm) != VM_STATE_CRASHED) {
+    if (!vm_state_is_active(get_state(vm))) {
         error_set(errp, ERR_BAD_STATE, "VM '%s' is not running", vm->name);
+        goto out;
+    }
+    if (get_state(vm) == VM_STATE_UNREACHABLE) {
+        /* No monitor to watch it: kill the verified PID and poll until gone. */
+        kill_qemu(vm, SIGKILL);
+        pthread_mutex_lock(&vm->lock);
+        pid_t pid = vm->pid;
+        unsigned long long start = vm->pid_start;
+        pthread_mutex_unlock(&vm->lock);
+        for (int i = 0; i < 100 && proc_is_same(pid, start); i++)
+            usleep(50000);
+        if (proc_is_same(pid, start)) {
+            error_set(errp, ERR_TIMEOUT, "QEMU pid %d of VM '%s' survived SIGKILL", (int) pid,
+                      vm->name);
+            goto out;
+        }
+        pthread_mutex_lock(&vm->lock);
+        vm->pid = 0;
+        free(vm->exit_reason);
+        vm->exit_reason = xstrdup("killed by the agent (its monitor did not answer)");
+        vm_set_state_locked(a, vm, VM_STATE_STOPPED, vm->exit_reason);
+        pthread_mutex_unlock(&vm->lock);
+        ret = 0;
         goto out;
     }
     pthread_mutex_lock(&vm->lock);
@@ -695,7 +718,7 @@ int vm_restore(struct agent *a, struct vm *vm, struct error **errp)
     pthread_mutex_unlock(&vm->lock);
     if (spawn_and_attach(a, vm, argv, fd, VM_STATE_RESTORING, errp) < 0) {
         pthread_mutex_lock(&vm->lock);
-        if (vm->state == VM_STATE_STOPPED || vm->state == VM_STATE_CRASHED)
+        if (vm->state == VM_STATE_STOPPED)
             vm_set_state_locked(a, vm, VM_STATE_SAVED, "restore failed; the save file is kept");
         pthread_mutex_unlock(&vm->lock);
         goto out;

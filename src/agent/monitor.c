@@ -4,7 +4,8 @@
  * and a wake-up pipe (written when a job thread queues a command or a VM is
  * attached), runs the clients, and checks VMs whose monitor has closed: once
  * their QEMU process is really gone (reaped if it is our child, otherwise no
- * longer the same PID and start time) the VM becomes stopped or crashed with
+ * longer the same PID and start time) the VM becomes stopped (crashed, if
+ * nobody asked for it) with
  * its exit reason.  Events are turned into state changes here:
  *   STOP -> paused, RESUME -> running, SHUTDOWN -> shutting-down (reason kept),
  *   DEVICE_DELETED -> recorded for detach waits, BALLOON_CHANGE -> actual size.
@@ -240,7 +241,8 @@ static void finalize_exit(struct monitor *m, struct mon_entry *e)
         vm_qmp_unref(e->q);   /* vm->qmp's reference */
     }
     vm->qmp_closed = false;
-    enum vm_state next = clean ? VM_STATE_STOPPED : VM_STATE_CRASHED;
+    vm->crashed = !clean;
+    enum vm_state next = VM_STATE_STOPPED;
     if (vm->state == VM_STATE_SAVING || vm->state == VM_STATE_SAVED) {
         vm_save_runtime_locked(vm, NULL);   /* the hibernate job decides */
         pthread_cond_broadcast(&vm->cond);

@@ -21,6 +21,7 @@ ST_PASS=0
 ST_FAIL=0
 ST_SKIP=0
 ST_AGENT_PID=
+ST_AGENT_EXTRA=()
 ST_NAME=$(basename "$0" .sh)
 
 ok()   { ST_PASS=$((ST_PASS + 1)); echo "ok - $ST_NAME: $*"; }
@@ -65,7 +66,7 @@ st_init() {
 st_start_agent() {
     "$ST_BUILD/src/agent/strata-agent" --state-dir "$ST_DIR/state" --run-dir "$ST_DIR/run" \
         --socket "$ST_SOCK" --image-root "$ST_IMAGES" --accel tcg \
-        --shutdown-timeout 20 --log-level "${STRATA_LOG_LEVEL:-info}" \
+        --shutdown-timeout 20 --log-level "${STRATA_LOG_LEVEL:-info}" "${ST_AGENT_EXTRA[@]}" \
         >>"$ST_DIR/agent.log" 2>&1 &
     ST_AGENT_PID=$!
     local i
