@@ -112,6 +112,7 @@ static struct vm *vm_new(struct agent *a, struct vm_def *def)
     vm->def = def;
     vm->state = VM_STATE_STOPPED;
     vm->balloon_actual_mib = -1;
+    vm->vnc_display = -1;
     vm->job_progress = -1;
     vm->hotplug_extra = json_array();
     return vm;

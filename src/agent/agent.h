@@ -82,6 +82,7 @@ struct vm {
     bool busy;                      /* job token held */
     char *job;                      /* name of the running job */
     long long started_at_ms;        /* wall clock of the last start */
+    int vnc_display;                /* loopback VNC display in use, -1 none */
 };
 
 struct agent_config {

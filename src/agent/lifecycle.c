@@ -18,6 +18,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,6 +136,37 @@ static void unlink_sockets(struct agent *a, struct vm *vm)
     }
 }
 
+static bool tcp_port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = bind(fd, (struct sockaddr *) &sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Picks a loopback VNC display whose port (5900+N) and websocket port
+ * (5700+N) are free and that no other VM of this agent holds. */
+static int pick_vnc_display(struct agent *a, struct vm *self)
+{
+    size_t n;
+    struct vm **vms = agent_vm_list(a, &n);
+    int found = -1;
+    for (int d = 0; d < 100 && found < 0; d++) {
+        bool taken = false;
+        for (size_t i = 0; i < n; i++)
+            if (vms[i] != self && vms[i]->vnc_display == d && vm_state_is_active(vms[i]->state))
+                taken = true;
+        if (!taken && tcp_port_free(5900 + d) && tcp_port_free(5700 + d))
+            found = d;
+    }
+    agent_vm_list_free(a, vms, n);
+    return found;
+}
+
 /* Builds the argv for a fresh start. */
 static char **build_argv(struct agent *a, struct vm *vm, struct error **errp)
 {
@@ -147,7 +181,14 @@ static char **build_argv(struct agent *a, struct vm *vm, struct error **errp)
         .vnc_socket = vnc, .vnc_display = -1, .pidfile = pidf, .incoming_fd = -1,
         .start_paused = true,
     };
+    if (vm->def->vnc == VNC_LISTEN_LOOPBACK) {
+        rt.vnc_display = pick_vnc_display(a, vm);
+        if (rt.vnc_display < 0)
+            return error_set(errp, ERR_NO_SPACE, "no free VNC display for VM '%s'", vm->name),
+                   NULL;
+    }
     pthread_mutex_lock(&vm->lock);
+    vm->vnc_display = rt.vnc_display;
     char **argv = qemu_argv_build(vm->def, &a->caps, &rt, errp);
     pthread_mutex_unlock(&vm->lock);
     return argv;

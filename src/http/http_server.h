@@ -11,7 +11,13 @@
  * parameters are extracted; request bodies are limited in size and must be
  * JSON objects; every failure is answered with the one error body of
  * error_to_json() and the HTTP status of its code.  Handlers run on server
- * threads (thread per connection) and may block. */
+ * threads (thread per connection) and may block.
+ *
+ * Routing: the first route in table order whose pattern matches the path
+ * wins; a path that matches only under other methods is answered 405 (code
+ * "invalid-argument", with an Allow header), one that matches nothing 404.
+ * A decoded path parameter containing '/' or NUL, or equal to "." or "..",
+ * is refused with 400 naming the parameter.  See docs/internals/http.md. */
 #ifndef STRATA_HTTP_SERVER_H
 #define STRATA_HTTP_SERVER_H
 
@@ -39,8 +45,9 @@ const char *http_request_query(const struct http_request *req, const char *key);
 struct http_response {
     int status;                       /* 200 if left 0 and no error */
     json_t *body;                     /* owned; NULL for no body (204) */
-    const char *content_type;         /* default "application/json" */
-    char *raw;                        /* owned; non-JSON body (e.g. console text) */
+    const char *content_type;         /* default "application/json"; for raw,
+                                         "application/octet-stream" */
+    char *raw;                        /* owned; non-JSON body (e.g. console text); wins over body */
     size_t raw_len;
 };
 

@@ -24,6 +24,11 @@
 #define VM_MAX_NICS 16
 #define VM_MAX_VCPUS 255
 #define VM_MAC_STRLEN 17
+#define VM_MAX_NUMA_NODES 16
+#define VM_MIN_MEM_MIB 16
+#define VM_MAX_MEM_SLOTS 255
+#define VM_HOTPLUG_MEM_ALIGN_MIB 128   /* max_mib - mib and DIMM sizes are multiples */
+#define VM_CMDLINE_MAX 4096
 
 enum disk_format { DISK_FORMAT_RAW, DISK_FORMAT_QCOW2, DISK_FORMAT__COUNT };
 enum disk_bus { DISK_BUS_VIRTIO, DISK_BUS_SCSI, DISK_BUS_SATA, DISK_BUS__COUNT };
@@ -145,5 +150,11 @@ json_t *vm_disk_to_json(const struct vm_disk *d);
 json_t *vm_nic_to_json(const struct vm_nic *n);
 void vm_disk_clear(struct vm_disk *d);
 void vm_nic_clear(struct vm_nic *n);
+
+/* True for "q35" and "pc-q35-*"; anything else valid is an i440fx "pc". */
+bool vm_machine_is_q35(const char *machine);
+/* SATA/IDE slots of the machine, shared by sata disks and cdroms: q35 6 (AHCI
+ * ports ide.0-ide.5), pc 4 (ide.0 and ide.1, units 0 and 1). */
+unsigned vm_ide_slots(const char *machine);
 
 #endif

@@ -14,7 +14,10 @@
  *   vCPUs:  hot-pluggable; QEMU's query-hotpluggable-cpus gives the props
  *   memory: DIMMs "dimm<N>" backed by "mem-dimm<N>"
  *   q35:    spare "pcie-root-port" devices "hotplug<N>" (N = 0..QEMU_HOTPLUG_PORTS-1)
- *           for hot-added PCI devices; pc: bus "pci.0".
+ *           for hot-added PCI devices; pc: bus "pci.0".  Boot-time PCI devices
+ *           each sit on their own root port "pci.<k>" (k = 1, 2, ...).
+ *   others: "balloon0", "scsi0" (bus "scsi0.0"), "virtio-serial0", "channel0",
+ *           "video0", NUMA backends "ram-node<i>" (vm_def refuses these ids).
  *   qga:    chardev "qga0", serial chardev "serial0", monitor chardev "monitor". */
 #ifndef STRATA_QEMU_ARGV_H
 #define STRATA_QEMU_ARGV_H
@@ -34,7 +37,8 @@ struct qemu_runtime {
     const char *vnc_socket;     /* used when def->vnc == VNC_LISTEN_UNIX */
     int vnc_display;            /* used when def->vnc == VNC_LISTEN_LOOPBACK */
     const char *pidfile;
-    int incoming_fd;            /* >= 0: add "-incoming fd:<n>" (restore) */
+    int incoming_fd;            /* >= 0: add "-incoming fd:<n>" (restore); set -1
+                                   otherwise (0 would mean stdin) */
     bool start_paused;          /* -S */
 };
 

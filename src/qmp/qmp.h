@@ -12,7 +12,12 @@
  * which queues a command, wakes the loop (see qmp_client_set_waker) and sleeps
  * on a condition until the loop thread has its reply, the timeout passes, or
  * the monitor closes.  Callbacks run on the loop thread and must not block.
- * Never call qmp_client_call() from the loop thread.
+ * Never call qmp_client_call() from the loop thread: it fails with
+ * ERR_INTERNAL when called from the thread that last ran the client
+ * (qmp_client_run, also through qmp_client_wait_ready/execute), so a thread
+ * that ran the client and then hands it to a loop must let the loop run it
+ * once before calling.  Commands get ids
+ * "strata-<n>"; a reply that comes after its caller timed out is dropped.
  *
  * File descriptors travel with SCM_RIGHTS along with a command (getfd,
  * add-fd): qmp_client_call_fd(). */
@@ -21,12 +26,15 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "util/error.h"
 
 struct qmp_client;
 
-/* Called on the loop thread for each event.  'event' and 'data' are borrowed. */
+/* Called on the loop thread for each event.  'event' and 'data' are borrowed;
+ * 'data' is NULL for an event without one (STOP, RESUME, POWERDOWN);
+ * 'timestamp' is QEMU's, in seconds since the epoch. */
 typedef void qmp_event_cb(const char *event, const json_t *data, double timestamp,
                           void *opaque);
 /* Called on the loop thread once when the monitor closes (EOF or error). */
@@ -44,7 +52,10 @@ struct qmp_client *qmp_client_new(int fd);
 void qmp_client_set_callbacks(struct qmp_client *c, qmp_event_cb *on_event,
                               qmp_close_cb *on_close, void *opaque);
 void qmp_client_set_waker(struct qmp_client *c, void (*wake)(void *opaque), void *opaque);
-void qmp_client_free(struct qmp_client *c);   /* Closes the socket; accepts NULL. */
+/* Closes the socket; accepts NULL.  Pending async commands fail with
+ * "monitor closed" (their callbacks run; the close callback does not).  No
+ * other thread may be inside qmp_client_call() on 'c'. */
+void qmp_client_free(struct qmp_client *c);
 
 int qmp_client_fd(const struct qmp_client *c);
 /* Non-blocking: processes available input and flushes pending output.
@@ -54,25 +65,48 @@ int qmp_client_run(struct qmp_client *c);
 /* True once the greeting is read and qmp_capabilities answered. */
 bool qmp_client_ready(const struct qmp_client *c);
 bool qmp_client_closed(const struct qmp_client *c);
-/* True if output is queued. */
+/* True if output is queued (or a write error waits to be reported by run). */
 bool qmp_client_want_write(const struct qmp_client *c);
 
 /* Queues a command from the loop thread; 'args' may be NULL; takes ownership
- * of 'args'.  'cb' may be NULL. */
+ * of 'args'.  'cb' may be NULL.  On a closed monitor 'cb' runs at once with
+ * "monitor closed". */
 void qmp_client_send(struct qmp_client *c, const char *command, json_t *args,
                      qmp_reply_cb *cb, void *opaque);
 
 /* Synchronous call from a thread other than the loop thread.  Takes ownership
  * of 'args'.  Returns a new reference to the "return" value or NULL with
- * 'errp' set (ERR_QEMU for a QMP error reply, ERR_TIMEOUT, ERR_IO). */
+ * 'errp' set: ERR_QEMU "<class>: <desc>" for a QMP error reply, ERR_QEMU
+ * "monitor closed[: <reason>]", ERR_TIMEOUT (a command already sent may still
+ * run in QEMU; its late reply is dropped), ERR_IO when the fd of
+ * qmp_client_call_fd() cannot be duplicated. */
 json_t *qmp_client_call(struct qmp_client *c, const char *command, json_t *args,
                         int timeout_ms, struct error **errp);
-/* Same, passing 'fd' (borrowed) with SCM_RIGHTS alongside the command. */
+/* Same, passing 'fd' (borrowed; a duplicate is queued) with SCM_RIGHTS in the
+ * same sendmsg() as the command's first byte. */
 json_t *qmp_client_call_fd(struct qmp_client *c, const char *command, json_t *args,
                            int fd, int timeout_ms, struct error **errp);
 
 /* Blocking helper for a client with no loop thread (tools, tests, bench):
  * runs the client until it is ready or 'timeout_ms' passes. */
 int qmp_client_wait_ready(struct qmp_client *c, int timeout_ms, struct error **errp);
+
+/* Blocking helper for a client with no loop thread: sends 'command' (takes
+ * ownership of 'args') and runs the client, dispatching events, until the
+ * reply arrives.  Returns a new reference to the "return" value or NULL with
+ * 'errp' set as qmp_client_call().  Must not be used while another thread
+ * runs the loop. */
+json_t *qmp_client_execute(struct qmp_client *c, const char *command, json_t *args,
+                           int timeout_ms, struct error **errp);
+
+/* QEMU's greeting {"QMP": {"version": ..., "capabilities": ...}} once read,
+ * else NULL.  Borrowed; valid until the client is freed.  Loop thread only. */
+const json_t *qmp_client_greeting(const struct qmp_client *c);
+
+/* Longest line accepted from QEMU, in bytes (default QMP_MAX_LINE_DEFAULT).
+ * A longer line closes the monitor ("monitor closed: QMP line ... exceeds the
+ * limit ..."): the stream cannot be resynchronised after it. */
+#define QMP_MAX_LINE_DEFAULT ((size_t) 16 << 20)
+void qmp_client_set_max_line(struct qmp_client *c, size_t max_line);
 
 #endif
