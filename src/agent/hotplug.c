@@ -220,6 +220,7 @@ int vm_set_vcpus(struct agent *a, struct vm *vm, unsigned count, struct error **
     if (vm_job_begin(vm, "set-vcpus", 5000, errp) < 0)
         return -1;
     int ret = -1;
+    AUTOERROR struct error *cerr = NULL;
     if (check_changeable(vm, errp) < 0)
         goto out;
     pthread_mutex_lock(&vm->lock);
@@ -227,7 +228,7 @@ int vm_set_vcpus(struct agent *a, struct vm *vm, unsigned count, struct error **
     pthread_mutex_unlock(&vm->lock);
     if (count > max) {
         error_set_field(errp, ERR_INVALID_ARG, "count",
-                        "count %u is above VM '%s''s maximum of %u vCPUs", count, vm->name, max);
+                        "count %u is above the maximum of %u vCPUs of VM '%s'", count, max, vm->name);
         goto out;
     }
     json_t *nd = def_json(vm);
@@ -280,7 +281,6 @@ int vm_set_vcpus(struct agent *a, struct vm *vm, unsigned count, struct error **
     json_decref(cpus);
     /* Keep what was plugged, even on a partial failure: the guest has it. */
     json_object_set_new(json_object_get(nd, "vcpus"), "count", json_integer(cur + added));
-    AUTOERROR struct error *cerr = NULL;
     if (commit_def(a, vm, nd, &cerr) < 0)
         LOG_ERROR("VM '%s': cannot record %u vCPUs: %s", vm->name, cur + added, cerr->message);
     if (added == count - cur) {
@@ -334,7 +334,7 @@ int vm_set_memory(struct agent *a, struct vm *vm, unsigned long long mib, struct
     }
     if (mib > max) {
         error_set_field(errp, ERR_INVALID_ARG, "mib",
-                        "%llu MiB is above VM '%s''s maximum of %llu MiB", mib, vm->name, max);
+                        "%llu MiB is above the maximum of %llu MiB of VM '%s'", mib, max, vm->name);
         goto out;
     }
     if (next >= slots) {
@@ -408,8 +408,8 @@ int vm_set_balloon(struct agent *a, struct vm *vm, unsigned long long mib, struc
         error_set(errp, ERR_BAD_STATE, "VM '%s' is not running", vm->name);
     else if (mib > cur)
         error_set_field(errp, ERR_INVALID_ARG, "mib",
-                        "balloon target %llu MiB is above VM '%s''s memory of %llu MiB", mib,
-                        vm->name, cur);
+                        "balloon target %llu MiB is above the %llu MiB of VM '%s'", mib, cur,
+                        vm->name);
     else
         ret = qmp_do(vm, "balloon", qemu_hotplug_balloon_args(mib), errp);
     vm_job_end(vm);

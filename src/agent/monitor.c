@@ -295,7 +295,8 @@ static void *monitor_main(void *opaque)
             pfds = xrealloc(pfds, cap * sizeof *pfds);
             snap = xrealloc(snap, cap * sizeof *snap);
         }
-        memcpy(snap, m->entries, n * sizeof *snap);
+        if (n)
+            memcpy(snap, m->entries, n * sizeof *snap);
         pthread_mutex_unlock(&m->lock);
 
         pfds[0] = (struct pollfd) { m->wake_pipe[0], POLLIN, 0 };

@@ -183,6 +183,23 @@ wait_console() {
     return 1
 }
 
+# last_marker VM PREFIX: the latest console line starting with PREFIX.
+last_marker() {
+    console "$1" | tr -d '\r' | grep -a "^$2" | tail -1
+}
+
+# wait_marker VM LINE TIMEOUT_S: true once the latest line starting like
+# LINE's first word is exactly LINE (state markers: STRATA-DISKS, -NICS, -CD).
+wait_marker() {
+    local vm=$1 want=$2 t=$3 i
+    for i in $(seq 1 $((t * 5))); do
+        [ "$(last_marker "$vm" "${want%% *}")" = "$want" ] && return 0
+        sleep 0.2
+    done
+    echo "# $vm: latest ${want%% *} line is '$(last_marker "$vm" "${want%% *}")', wanted '$want'"
+    return 1
+}
+
 # guest_def NAME [EXTRA_JSON]: a test-guest definition (direct kernel boot),
 # merged with EXTRA_JSON (jq object addition, shallow).
 guest_def() {
