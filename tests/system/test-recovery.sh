@@ -8,9 +8,20 @@
 st_init
 
 for vm in rec1 rec2 rec3; do
-    check "define $vm" api_ok POST /v1/vms "$(guest_def $vm)"
+    extra='{}'
+    # rec2 also shows VNC on loopback with a websocket listener.
+    [ $vm = rec2 ] && extra='{"vnc": {"listen": "loopback", "websocket": true}}'
+    check "define $vm" api_ok POST /v1/vms "$(guest_def $vm "$extra")"
     check "start $vm" api_ok POST /v1/vms/$vm/start
 done
+vnc=$(api GET /v1/vms/rec2/vnc)
+vport=$(echo "$vnc" | jq -r .port)
+check "rec2 VNC on 127.0.0.1 ($vnc)" [ "$(echo "$vnc" | jq -r .host)" = 127.0.0.1 ]
+banner=$(timeout 5 socat -u "TCP:127.0.0.1:$vport" - 2>/dev/null | head -c 12)
+check "rec2 VNC port speaks RFB ($banner)" [ "${banner:0:4}" = "RFB " ]
+ws=$(printf 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n' \
+     | timeout 5 socat - "TCP:127.0.0.1:$((vport - 200))" 2>/dev/null | head -1 | tr -d '\r')
+check "rec2 VNC websocket port upgrades ($ws)" sh -c "echo '$ws' | grep -q ' 101 '"
 for vm in rec1 rec2 rec3; do
     check "$vm ready" wait_console $vm 'STRATA-GUEST-READY' 90
 done
