@@ -250,7 +250,9 @@ int vm_save_runtime_locked(struct vm *vm, struct error **errp)
         json_object_set_new(j, "hotplug_ports", strv_to_json(vm->hotplug_ports));
     AUTOFREE char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     AUTOFREE char *path = xasprintf("%s/runtime.json", vm->dir);
-    return file_write_atomic(path, text, strlen(text), 0600, errp);
+    /* Atomic but not fsync'd: it must survive the agent's death (the page
+     * cache does), not the host's, whose crash ends the QEMU it describes. */
+    return file_write_replace(path, text, strlen(text), 0600, errp);
 }
 
 void vm_set_state_locked(struct agent *a, struct vm *vm, enum vm_state s, const char *why)

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/guest.h"
@@ -218,14 +219,11 @@ static int spawn_and_attach(struct agent *a, struct vm *vm, char **argv, int kee
         strv_free(argv);
         return -1;
     }
-    struct proc_stat st = { 0 };
-    proc_read_stat(pid, &st, NULL);
-
     pthread_mutex_lock(&vm->lock);
     strv_free(vm->argv);
     vm->argv = argv;
     vm->pid = pid;
-    vm->pid_start = st.start_ticks;
+    vm->pid_start = 0;   /* read below, once QEMU is past execve */
     vm->pid_is_child = true;
     vm->shutdown_requested = false;
     vm->crashed = false;
@@ -264,7 +262,12 @@ static int spawn_and_attach(struct agent *a, struct vm *vm, char **argv, int kee
         }
         error_free(cerr);
         cerr = NULL;
-        c = qmp_client_connect(qmp_path, 20, &cerr);
+        /* One attempt, then 1 ms: QEMU's socket appears ~18 ms after spawn. */
+        c = qmp_client_connect(qmp_path, 0, &cerr);
+        if (!c && now_ms() <= deadline) {
+            struct timespec ms1 = { 0, 1000000L };
+            nanosleep(&ms1, NULL);
+        }
         if (!c && now_ms() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
@@ -276,14 +279,13 @@ static int spawn_and_attach(struct agent *a, struct vm *vm, char **argv, int kee
                              vm->name, cerr ? cerr->message : "");
         }
     }
+    struct proc_stat st = { 0 };
+    proc_read_stat(pid, &st, NULL);
+    pthread_mutex_lock(&vm->lock);
+    vm->pid_start = st.start_ticks;
+    vm_save_runtime_locked(vm, NULL);
+    pthread_mutex_unlock(&vm->lock);
     monitor_attach(a->monitor, vm, c);
-    json_t *r = vm_qmp_call(vm, "query-status", NULL, START_TIMEOUT_MS, errp);
-    if (!r) {
-        error_prefix(errp, "starting VM '%s'", vm->name);
-        force_stop(vm, NULL);
-        return -1;
-    }
-    json_decref(r);
     return 0;
 }
 
@@ -316,8 +318,9 @@ int vm_start(struct agent *a, struct vm *vm, struct error **errp)
     if (spawn_and_attach(a, vm, argv, -1, VM_STATE_STARTING, errp) < 0)
         goto out;
     taps_up(vm);
-    json_t *r = vm_qmp_call(vm, "cont", NULL, QMP_TIMEOUT_MS, errp);
+    json_t *r = vm_qmp_call(vm, "cont", NULL, START_TIMEOUT_MS, errp);
     if (!r) {
+        error_prefix(errp, "starting VM '%s'", vm->name);
         force_stop(vm, NULL);
         goto out;
     }

@@ -300,9 +300,12 @@ static void *monitor_main(void *opaque)
         pthread_mutex_unlock(&m->lock);
 
         pfds[0] = (struct pollfd) { m->wake_pipe[0], POLLIN, 0 };
+        int timeout = 100;
         for (size_t i = 0; i < n; i++) {
             struct mon_entry *e = snap[i];
             if (e->closed) {
+                /* QEMU closes its monitor just before it exits: look again soon. */
+                timeout = 5;
                 pfds[i + 1] = (struct pollfd) { -1, 0, 0 };
                 continue;
             }
@@ -311,7 +314,7 @@ static void *monitor_main(void *opaque)
                 ev |= POLLOUT;
             pfds[i + 1] = (struct pollfd) { qmp_client_fd(e->q->client), ev, 0 };
         }
-        int r = poll(pfds, n + 1, 100);
+        int r = poll(pfds, n + 1, timeout);
         if (r < 0 && errno != EINTR) {
             LOG_ERROR("poll failed: %s", strerror(errno));
             usleep(100000);

@@ -47,8 +47,23 @@ char *file_read_all(const char *path, size_t max_size, size_t *len, struct error
     return buf;
 }
 
+static int write_replace(const char *path, const char *data, size_t len, int mode,
+                         bool durable, struct error **errp);
+
 int file_write_atomic(const char *path, const char *data, size_t len, int mode,
                       struct error **errp)
+{
+    return write_replace(path, data, len, mode, true, errp);
+}
+
+int file_write_replace(const char *path, const char *data, size_t len, int mode,
+                       struct error **errp)
+{
+    return write_replace(path, data, len, mode, false, errp);
+}
+
+static int write_replace(const char *path, const char *data, size_t len, int mode,
+                         bool durable, struct error **errp)
 {
     AUTOFREE char *tmp = xasprintf("%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -68,7 +83,7 @@ int file_write_atomic(const char *path, const char *data, size_t len, int mode,
         }
         off += (size_t) w;
     }
-    if (fsync(fd) < 0 || close(fd) < 0) {
+    if ((durable && fsync(fd) < 0) || close(fd) < 0) {
         int e = errno;
         unlink(tmp);
         return error_set_errno(errp, ERR_IO, e, "cannot sync '%s'", tmp);
@@ -78,6 +93,8 @@ int file_write_atomic(const char *path, const char *data, size_t len, int mode,
         unlink(tmp);
         return error_set_errno(errp, ERR_IO, e, "cannot rename '%s'", tmp);
     }
+    if (!durable)
+        return 0;
     AUTOFREE char *dcopy = xstrdup(path);
     int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {

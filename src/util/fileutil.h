@@ -18,6 +18,10 @@
 char *file_read_all(const char *path, size_t max_size, size_t *len, struct error **errp);
 int file_write_atomic(const char *path, const char *data, size_t len, int mode,
                       struct error **errp);
+/* Same rename-into-place, without fsync: survives a crash of the process,
+ * not of the host. */
+int file_write_replace(const char *path, const char *data, size_t len, int mode,
+                       struct error **errp);
 int mkdir_p(const char *path, int mode, struct error **errp);
 /* Removes a directory tree (no symlink following). */
 int rm_rf(const char *path, struct error **errp);
