@@ -7,12 +7,18 @@
 # Writes OUTDIR/vmlinuz, OUTDIR/initramfs.cpio.gz and OUTDIR/guest.env
 # (KERNEL=, INITRD=, KVER= lines, absolute paths, not shell-quoted: the
 # script only accepts OUTDIR paths made of [A-Za-z0-9._/+,:@%=-]).
+# OUTDIR/vmlinuz is the kernel's uncompressed ELF image, which QEMU boots
+# through PVH (-kernel takes it like a bzImage); see STRATA_GUEST_PVH.
 # Does nothing when OUTDIR/.stamp matches the candidate package versions and
 # the hashes of this script and tools/guest/init (set STRATA_GUEST_FORCE=1 to
 # rebuild anyway). See tools/guest/README.md.
 #
 # Environment:
-#   STRATA_GUEST_KERNEL_META  kernel meta package (default linux-image-cloud-amd64)
+#   STRATA_GUEST_KERNEL_META  kernel meta package (default linux-image-amd64;
+#                             the cloud flavour has no AHCI driver)
+#   STRATA_GUEST_PVH=0        ship the compressed bzImage as OUTDIR/vmlinuz
+#                             instead of the ELF (slower: the guest then
+#                             spends ~4 s under TCG unpacking an XZ kernel)
 #   STRATA_GUEST_FORCE=1      rebuild even if up to date
 set -euo pipefail
 umask 022
@@ -40,9 +46,11 @@ SCRIPT_PATH=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)/${BASH_SOURCE
 INIT_SRC=$(dirname -- "$SCRIPT_PATH")/guest/init
 [[ -f $INIT_SRC ]] || die "missing $INIT_SRC"
 
-KERNEL_META=${STRATA_GUEST_KERNEL_META:-linux-image-cloud-amd64}
+KERNEL_META=${STRATA_GUEST_KERNEL_META:-linux-image-amd64}
 pkg_re='^[a-z0-9][a-z0-9.+-]+$'
 [[ $KERNEL_META =~ $pkg_re ]] || die "bad STRATA_GUEST_KERNEL_META: $KERNEL_META"
+PVH=${STRATA_GUEST_PVH:-1}
+[[ $PVH == [01] ]] || die "STRATA_GUEST_PVH must be 0 or 1: $PVH"
 
 # Modules /init loads, in this order; their dependencies are added before
 # them automatically. Missing or built-in ones are skipped.
@@ -52,9 +60,15 @@ MODULES=(
 	virtio_console 8021q
 	button evdev # ACPI power button -> /dev/input/event* for busybox acpid
 	virtio_mem   # virtio-mem memory hotplug (optional)
+	virtio_scsi  # virtio-scsi-pci controllers: scsi-cd
+	cdrom sr_mod # CD-ROM drives (/dev/srN); /init sets autoclose=0 lockdoor=0
+	# Last: /init loads these two with async_probe=1, and every insmod after
+	# them would wait for their port probes (~0.6 s under TCG).
+	ata_piix     # the pc machine's PIIX IDE controller: ide-cd on bus ide.N
+	ahci         # q35's built-in AHCI controller: ide-cd on bus ide.N
 )
 
-for tool in apt-get apt-cache dpkg-deb ldd cpio gzip sha256sum find sort awk cp; do
+for tool in apt-get apt-cache dpkg-deb ldd cpio gzip sha256sum find sort awk cp od dd; do
 	command -v "$tool" >/dev/null 2>&1 || die "needs '$tool' on the host"
 done
 
@@ -103,6 +117,7 @@ kernel=$KPKG=${VER[$KPKG]}
 busybox-static=${VER[busybox-static]}
 qemu-guest-agent=${VER[qemu-guest-agent]}
 modules=${MODULES[*]}
+pvh=$PVH
 init=$(sha "$INIT_SRC")
 script=$(sha "$SCRIPT_PATH")"
 
@@ -269,6 +284,24 @@ EOF
 chmod 0755 "$R/etc/acpi/PWRF/00000080"
 # Action map busybox acpid reads: event name -> file under /etc/acpi.
 printf '%s\n' 'PWRF PWRF/00000080' >"$R/etc/acpid.conf"
+# qemu-ga's guest-shutdown runs "/sbin/shutdown -P|-H|-r +0 MESSAGE", which
+# busybox does not have: a small stand-in powers off, halts or reboots.
+mkdir -p "$R/sbin"
+cat >"$R/sbin/shutdown" <<'EOF'
+#!/bin/sh
+# /sbin/shutdown for qemu-ga (guest-shutdown): -r reboot, -H halt, else power off.
+action=poweroff
+for a in "$@"; do
+	case $a in
+	-r) action=reboot ;;
+	-H) action=halt ;;
+	esac
+done
+echo "STRATA-SHUTDOWN $action" >/dev/console 2>/dev/null
+sync
+exec "$action" -f
+EOF
+chmod 0755 "$R/sbin/shutdown"
 
 cat >"$R/usr/share/udhcpc/default.script" <<'EOF'
 #!/bin/sh
@@ -309,6 +342,49 @@ printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' >"$R/etc/passwd"
 printf '%s\n' 'root:x:0:' >"$R/etc/group"
 printf '%s\n' '127.0.0.1 localhost' >"$R/etc/hosts"
 
+# ---------------------------------------------------------------- kernel image
+# With PVH, OUTDIR/vmlinuz is the uncompressed ELF vmlinux taken out of the
+# bzImage. QEMU's -kernel loads an ELF that carries the Xen PVH entry note
+# straight into guest RAM, so the guest skips the self-decompression (the
+# generic kernel is XZ-compressed: ~4 s under TCG).
+u32_at() { od -An -tu4 -j "$2" -N4 -- "$1" | tr -d ' \n'; }
+extract_vmlinux() { # bzImage -> ELF; returns non-zero if it cannot
+	local img=$1 out=$2 sects off len start want magic
+	local -a dec
+	[[ $(od -An -c -j $((0x202)) -N4 -- "$img" | tr -d ' \n') == HdrS ]] || return 1
+	sects=$(od -An -tu1 -j $((0x1f1)) -N1 -- "$img" | tr -d ' \n')
+	[[ $sects == 0 ]] && sects=4
+	off=$(u32_at "$img" $((0x248)))  # payload_offset, from the protected-mode code
+	len=$(u32_at "$img" $((0x24c)))  # payload_length, incl. a 4-byte size trailer
+	[[ $sects =~ ^[0-9]+$ && $off =~ ^[0-9]+$ && $len =~ ^[0-9]+$ && $len -gt 4 ]] || return 1
+	start=$(((sects + 1) * 512 + off))
+	want=$(u32_at "$img" $((start + len - 4))) # uncompressed size
+	magic=$(od -An -tx1 -j "$start" -N6 -- "$img" | tr -d ' \n')
+	case $magic in
+	fd377a585a00) dec=(xz -dc) ;;
+	1f8b*) dec=(gzip -dc) ;;
+	28b52ffd*) dec=(zstd -q -dc) ;;
+	02214c18*) dec=(lz4 -q -dc) ;;
+	*) return 1 ;;
+	esac
+	command -v "${dec[0]}" >/dev/null 2>&1 || return 1
+	dd if="$img" iflag=skip_bytes,count_bytes skip="$start" count=$((len - 4)) \
+		bs=1M status=none | "${dec[@]}" >"$out" || return 1
+	[[ $(stat -c %s -- "$out") == "$want" ]] || return 1
+	[[ $(od -An -tx1 -N4 -- "$out" | tr -d ' \n') == 7f454c46 ]] || return 1
+}
+KFORMAT=bzImage
+if [[ $PVH == 1 ]]; then
+	if ! grep -qx 'CONFIG_PVH=y' "$K/boot/config-$KVER" 2>/dev/null; then
+		log "warning: $KPKG lacks CONFIG_PVH=y; shipping the bzImage"
+	elif extract_vmlinux "$K/boot/vmlinuz-$KVER" "$WORK/vmlinuz"; then
+		KFORMAT="ELF (PVH)"
+	else
+		log "warning: cannot extract vmlinux from the bzImage; shipping the bzImage"
+	fi
+fi
+[[ $KFORMAT != bzImage ]] || cp -- "$K/boot/vmlinuz-$KVER" "$WORK/vmlinuz"
+
 # ---------------------------------------------------------------- archive
 find "$R" -exec touch -h -d @0 -- {} + 2>/dev/null || true
 (
@@ -316,7 +392,6 @@ find "$R" -exec touch -h -d @0 -- {} + 2>/dev/null || true
 	find . -mindepth 1 -printf '%P\n' | sort |
 		cpio --quiet -o -H newc -R 0:0 --reproducible
 ) | gzip -9 -n >"$WORK/initramfs.cpio.gz"
-cp -- "$K/boot/vmlinuz-$KVER" "$WORK/vmlinuz"
 
 mv -f -- "$WORK/vmlinuz" "$OUTDIR/vmlinuz"
 mv -f -- "$WORK/initramfs.cpio.gz" "$OUTDIR/initramfs.cpio.gz"
@@ -326,4 +401,4 @@ mv -f -- "$WORK/guest.env" "$OUTDIR/guest.env"
 printf '%s\n' "$STAMP" >"$WORK/stamp"
 mv -f -- "$WORK/stamp" "$OUTDIR/.stamp"
 
-log "built $OUTDIR/vmlinuz and $OUTDIR/initramfs.cpio.gz ($(stat -c %s -- "$OUTDIR/initramfs.cpio.gz") bytes), kernel $KVER"
+log "built $OUTDIR/vmlinuz ($KFORMAT, $(stat -c %s -- "$OUTDIR/vmlinuz") bytes) and $OUTDIR/initramfs.cpio.gz ($(stat -c %s -- "$OUTDIR/initramfs.cpio.gz") bytes), kernel $KVER"
