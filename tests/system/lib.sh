@@ -65,7 +65,7 @@ st_init() {
 
 st_start_agent() {
     "$ST_BUILD/src/agent/strata-agent" --state-dir "$ST_DIR/state" --run-dir "$ST_DIR/run" \
-        --socket "$ST_SOCK" --image-root "$ST_IMAGES" --accel tcg \
+        --socket "$ST_SOCK" --image-root "$ST_IMAGES" --accel "${ST_ACCEL:-tcg}" \
         --shutdown-timeout 20 --log-level "${STRATA_LOG_LEVEL:-info}" "${ST_AGENT_EXTRA[@]}" \
         >>"$ST_DIR/agent.log" 2>&1 &
     ST_AGENT_PID=$!

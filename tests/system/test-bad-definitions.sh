@@ -4,6 +4,7 @@
 # VM is defined, no file was written and no QEMU was started.  (The same rules
 # are unit-tested in tests/unit/model; this proves the API path end to end.)
 . "$(dirname "$0")/lib.sh"
+ST_ACCEL=auto   # the real accelerator decision (no guest boots here)
 st_init
 
 I=$ST_IMAGES
@@ -87,6 +88,18 @@ api POST '/v1/vms/a%2Cb/start' >/dev/null
 check "comma in a name in the path is 400" [ "$HTTP_STATUS" = 400 ]
 api PUT /v1/vms/nosuch/vcpus '{"count": 2, "extra": 1}' >/dev/null
 check "unknown body field on an action is 400" [ "$HTTP_STATUS" = 400 ]
+
+# Host facts: this machine's /dev/kvm (paravirtual, no vmx/svm) is not used.
+host=$(api GET /v1/host)
+check "host facts report the accelerator decision" [ "$(echo "$host" | jq -r '.accel.accel')" != null ]
+if grep -qwE 'vmx|svm' /proc/cpuinfo; then
+    note "CPU has vmx/svm: accelerator $(echo "$host" | jq -c .accel)"
+else
+    check "no vmx/svm: TCG, with the reason" [ "$(echo "$host" | jq -r '.accel.reason')" = "tcg: cpu has no vmx/svm flag" ]
+fi
+check "host facts list CPUs and memory" [ "$(echo "$host" | jq '.cpu.online_cpus > 0 and .memory.total_bytes > 0')" = true ]
+hs=$(api GET /v1/host/stats); hs=$(api GET /v1/host/stats)
+check "host stats report CPU use and VM counts" [ "$(echo "$hs" | jq 'has("vms_defined") and has("vms_running")')" = true ]
 
 # Nothing was defined, written or started.
 check "no VM defined" [ "$(api GET /v1/vms | jq '.vms | length')" = 0 ]

@@ -86,6 +86,19 @@ st=$(api GET /v1/vms/$vm/stats)
 check "stats list the NIC with counters" [ "$(echo "$st" | jq '[.net[] | select(.id == "nic0")] | length')" = 1 ]
 check "stats report CPU time" [ "$(echo "$st" | jq '.cpu_time_ns > 0')" = true ]
 
+# Reboot through the guest agent, then a hard reset: the guest boots again.
+readies() { console $vm | grep -ac STRATA-GUEST-READY; }
+wait_readies() { local i; for i in $(seq 1 120); do [ "$(readies)" -ge "$1" ] && return 0; sleep 0.5; done; return 1; }
+check "reboot through the guest agent" api_ok POST /v1/vms/$vm/reboot '{"mode": "agent"}'
+check "guest comes back (second ready marker)" wait_readies 2
+check "guest ran its own shutdown -r" wait_console $vm 'STRATA-SHUTDOWN reboot' 5
+check "reset" api_ok POST /v1/vms/$vm/reboot '{"mode": "reset"}'
+check "guest comes back after the reset (third ready marker)" wait_readies 3
+check "still running, same QEMU" [ "$(vm_state $vm)" = running ]
+check "guest agent answers again" sh -c "for i in \$(seq 1 60); do curl -sf --unix-socket '$ST_SOCK' http://agent/v1/vms/$vm/guest/ping >/dev/null && exit 0; sleep 0.5; done; exit 1"
+ev=$(api GET '/v1/events?since=0')
+check "RESET events published" [ "$(echo "$ev" | jq '[.events[] | select(.vm == "'$vm'" and .data.event == "RESET")] | length >= 1')" = true ]
+
 # Graceful shutdown through the guest agent.
 check "shutdown through the guest agent" api_ok POST /v1/vms/$vm/shutdown '{"mode": "agent", "timeout_s": 20, "force": false}'
 check "stopped" [ "$(vm_state $vm)" = stopped ]
