@@ -91,7 +91,52 @@ char *vm_path(const struct agent *a, const struct vm *vm, const char *file)
 void agent_vm_limits(const struct agent *a, struct vm_def_limits *out)
 {
     memset(out, 0, sizeof *out);
-    out->allowed_roots = (const char *const *) a->cfg.image_roots;
+    out->allowed_roots = (const char *const *) a->roots;
+}
+
+int agent_add_image_root(struct agent *a, const char *dir, struct error **errp)
+{
+    if (!path_is_clean(dir))
+        return error_set_field(errp, ERR_INVALID_ARG, "path",
+                               "image root '%s' must be a clean absolute path", dir);
+    pthread_mutex_lock(&a->lock);
+    int ret = 0;
+    bool present = false;
+    for (size_t i = 0; i < a->n_roots; i++)
+        if (!strcmp(a->roots[i], dir))
+            present = true;
+    if (!present) {
+        if (a->n_roots >= AGENT_MAX_ROOTS)
+            ret = error_set(errp, ERR_NO_SPACE, "too many image roots (%d)", AGENT_MAX_ROOTS);
+        else
+            __atomic_store_n(&a->roots[a->n_roots++], xstrdup(dir), __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return ret;
+}
+
+int agent_modules_vm_prepare(struct agent *a, struct vm *vm, struct error **errp)
+{
+    for (const struct agent_module *const *m = agent_modules; *m; m++)
+        if ((*m)->vm_prepare && (*m)->vm_prepare(a, vm, errp) < 0) {
+            error_prefix(errp, "%s", (*m)->name);
+            return -1;
+        }
+    return 0;
+}
+
+void agent_modules_vm_started(struct agent *a, struct vm *vm)
+{
+    for (const struct agent_module *const *m = agent_modules; *m; m++)
+        if ((*m)->vm_started)
+            (*m)->vm_started(a, vm);
+}
+
+void agent_modules_vm_stopped(struct agent *a, struct vm *vm)
+{
+    for (const struct agent_module *const *m = agent_modules; *m; m++)
+        if ((*m)->vm_stopped)
+            (*m)->vm_stopped(a, vm);
 }
 
 /* ---- VM objects ------------------------------------------------------- */
@@ -483,6 +528,11 @@ struct agent *agent_new(const struct agent_config *cfg, struct error **errp)
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->events_cond, NULL);
     a->started_ms = now_ms();
+    for (size_t i = 0; cfg->image_roots && cfg->image_roots[i]; i++)
+        if (agent_add_image_root(a, cfg->image_roots[i], errp) < 0) {
+            free(a);
+            return NULL;
+        }
     AUTOFREE char *vmsdir = xasprintf("%s/vms", cfg->state_dir);
     if (mkdir_p(vmsdir, 0700, errp) < 0 || mkdir_p(cfg->run_dir, 0700, errp) < 0) {
         free(a);
@@ -504,6 +554,8 @@ void agent_free(struct agent *a)
         json_decref(a->events[i].data);
     }
     host_facts_free(a->facts);
+    for (size_t i = 0; i < a->n_roots; i++)
+        free(a->roots[i]);
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->events_cond);
     free(a);

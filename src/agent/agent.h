@@ -29,7 +29,12 @@
 #include "util/error.h"
 
 struct qmp_client;
+struct http_route;
+struct agent;
 struct host_facts;
+struct agent_jobs;
+struct storage;
+struct netmgr;
 struct monitor;
 struct vm_qmp;
 
@@ -107,6 +112,29 @@ struct agent_event {
 };
 
 #define AGENT_EVENT_RING 1024
+#define AGENT_MAX_ROOTS 64
+
+/* A part of the agent beyond VM lifecycle (jobs, storage, network), plugged
+ * in through agent_modules[] (modules.c).  Every callback may be NULL.
+ *   init        at start-up, after VMs are recovered, before the API serves
+ *   fini        at shutdown, after the API stopped (guests keep running)
+ *   vm_prepare  on a job thread before QEMU is spawned for a start or a
+ *               restore (e.g. create a throw-away overlay, plug nothing yet);
+ *               failing it fails the start
+ *   vm_started  on a job thread once QEMU runs (e.g. plug taps into OVS)
+ *   vm_stopped  on the monitor loop once QEMU is gone: must not block
+ *               (e.g. unplug ports, drop throw-away overlays) */
+struct agent_module {
+    const char *name;
+    const struct http_route *routes;        /* NULL-terminated, or NULL */
+    int (*init)(struct agent *a, struct error **errp);
+    void (*fini)(struct agent *a);
+    int (*vm_prepare)(struct agent *a, struct vm *vm, struct error **errp);
+    void (*vm_started)(struct agent *a, struct vm *vm);
+    void (*vm_stopped)(struct agent *a, struct vm *vm);
+};
+/* NULL-terminated; modules.c. */
+extern const struct agent_module *const agent_modules[];
 
 struct agent {
     struct agent_config cfg;
@@ -122,6 +150,14 @@ struct agent {
 
     struct monitor *monitor;
     long long started_ms;
+    struct agent_jobs *jobs;        /* jobs.c */
+    struct storage *storage;        /* storage module state, or NULL */
+    struct netmgr *net;             /* network module state, or NULL */
+    /* Allowed image roots: the configured ones plus what modules add (e.g.
+     * datastore directories).  Append-only, NULL-terminated; readers need no
+     * lock. */
+    char *roots[AGENT_MAX_ROOTS + 1];
+    size_t n_roots;                 /* under 'lock' */
     struct host_stats_sample stats_prev;    /* under 'lock' */
     bool stats_prev_valid;
 };
@@ -132,6 +168,12 @@ void agent_free(struct agent *a);
 /* Loads every stored VM and reattaches to running QEMUs. */
 int agent_recover(struct agent *a, struct error **errp);
 void agent_vm_limits(const struct agent *a, struct vm_def_limits *out);
+/* Adds an allowed image root (a clean absolute directory); no-op if present. */
+int agent_add_image_root(struct agent *a, const char *dir, struct error **errp);
+/* Runs a hook of every module. */
+int agent_modules_vm_prepare(struct agent *a, struct vm *vm, struct error **errp);
+void agent_modules_vm_started(struct agent *a, struct vm *vm);
+void agent_modules_vm_stopped(struct agent *a, struct vm *vm);
 
 /* Returns a new reference or NULL (ERR_NOT_FOUND naming the VM). */
 struct vm *agent_vm_get(struct agent *a, const char *name, struct error **errp);

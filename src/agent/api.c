@@ -9,6 +9,7 @@
 #define LOG_MODULE "api"
 #include "agent/api.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "agent/guest.h"
@@ -533,8 +534,8 @@ static int h_log_level(const struct http_request *req, struct http_response *res
     return 0;
 }
 
-/* Keep in step with docs/api/agent-openapi.yaml (tests/system check it). */
-static const struct http_route routes[] = {
+/* Keep in step with docs/api/openapi.yaml (tests/unit/agent checks it). */
+static const struct http_route core_routes[] = {
     { "GET", "/v1/version", h_version },
     { "GET", "/v1/host", h_host },
     { "GET", "/v1/host/stats", h_host_stats },
@@ -570,7 +571,27 @@ static const struct http_route routes[] = {
     { NULL, NULL, NULL },
 };
 
+static struct http_route *all_routes;
+static pthread_once_t all_routes_once = PTHREAD_ONCE_INIT;
+
+/* The core routes followed by every module's. */
+static void build_routes(void)
+{
+    size_t n = ARRAY_SIZE(core_routes) - 1;
+    for (const struct agent_module *const *m = agent_modules; *m; m++)
+        for (const struct http_route *r = (*m)->routes; r && r->method; r++)
+            n++;
+    all_routes = xcalloc(n + 1, sizeof *all_routes);
+    size_t k = 0;
+    for (size_t i = 0; core_routes[i].method; i++)
+        all_routes[k++] = core_routes[i];
+    for (const struct agent_module *const *m = agent_modules; *m; m++)
+        for (const struct http_route *r = (*m)->routes; r && r->method; r++)
+            all_routes[k++] = *r;
+}
+
 const struct http_route *agent_api_routes(void)
 {
-    return routes;
+    pthread_once(&all_routes_once, build_routes);
+    return all_routes;
 }

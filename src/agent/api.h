@@ -5,7 +5,8 @@
 #include "agent/agent.h"
 #include "http/http_server.h"
 
-/* Borrowed; the opaque pointer handed to the server must be the agent. */
+/* The core routes and every module's (agent_modules[]).  Borrowed; the
+ * opaque pointer handed to the server must be the agent. */
 const struct http_route *agent_api_routes(void);
 
 #endif

@@ -305,6 +305,8 @@ int vm_start(struct agent *a, struct vm *vm, struct error **errp)
         error_set(errp, ERR_BAD_STATE, "VM '%s' is hibernated: restore it", vm->name);
         goto out;
     }
+    if (agent_modules_vm_prepare(a, vm, errp) < 0)
+        goto out;
     char **argv = build_argv(a, vm, errp);
     if (!argv)
         goto out;
@@ -331,6 +333,7 @@ int vm_start(struct agent *a, struct vm *vm, struct error **errp)
     if (vm->state == VM_STATE_STARTING)
         vm_set_state_locked(a, vm, VM_STATE_RUNNING, "started");
     pthread_mutex_unlock(&vm->lock);
+    agent_modules_vm_started(a, vm);
     ret = 0;
 out:
     vm_job_end(vm);
@@ -756,6 +759,8 @@ int vm_restore(struct agent *a, struct vm *vm, struct error **errp)
         error_set_errno(errp, ERR_IO, errno, "cannot open the save file '%s'", path);
         goto out;
     }
+    if (agent_modules_vm_prepare(a, vm, errp) < 0)
+        goto out;
     pthread_mutex_lock(&vm->lock);
     char **argv = restore_argv(vm, fd);
     bool was_running = vm->saved_was_running;
@@ -809,6 +814,7 @@ int vm_restore(struct agent *a, struct vm *vm, struct error **errp)
     vm->exit_reason = NULL;
     vm_set_state_locked(a, vm, was_running ? VM_STATE_RUNNING : VM_STATE_PAUSED, "restored");
     pthread_mutex_unlock(&vm->lock);
+    agent_modules_vm_started(a, vm);
     unlink(path);
     ret = 0;
     goto out;

@@ -201,6 +201,11 @@ int main(int argc, char **argv)
         LOG_ERROR("%s", err->message);
         return 1;
     }
+    for (const struct agent_module *const *m = agent_modules; *m; m++)
+        if ((*m)->init && (*m)->init(a, &err) < 0) {
+            LOG_ERROR("module %s: %s", (*m)->name, err->message);
+            return 1;
+        }
 
     struct http_server_config local = {
         .unix_path = cfg.unix_socket, .routes = agent_api_routes(), .opaque = a,
@@ -237,6 +242,9 @@ int main(int argc, char **argv)
     LOG_INFO("signal %d: stopping; running guests keep running", sig);
     http_server_stop(srv_tls);
     http_server_stop(srv_local);
+    for (const struct agent_module *const *m = agent_modules; *m; m++)
+        if ((*m)->fini)
+            (*m)->fini(a);
     monitor_stop(a->monitor);
     a->monitor = NULL;
     agent_free(a);

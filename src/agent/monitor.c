@@ -250,6 +250,7 @@ static void finalize_exit(struct monitor *m, struct mon_entry *e)
         vm_set_state_locked(m->a, vm, next, vm->exit_reason);
     }
     pthread_mutex_unlock(&vm->lock);
+    agent_modules_vm_stopped(m->a, vm);
     if (!clean)
         LOG_WARN("VM '%s': %s", vm->name, vm->exit_reason);
     agent_event(m->a, vm->name, "exited", json_pack("{s:s}", "exit_reason", vm->exit_reason));
