@@ -10,8 +10,11 @@ pkgs=(
     libcmocka-dev
     # the engine and the switch
     qemu-system-x86 qemu-utils openvswitch-switch
+    # NAT networks: DHCP and masquerading (docs/network.md)
+    dnsmasq-base nftables
     # test guest build (tools/build-guest.sh) and tests
     busybox-static cpio gzip qemu-guest-agent kmod gnutls-bin curl jq socat iproute2 procps
+    python3
 )
 missing=()
 for p in "${pkgs[@]}"; do

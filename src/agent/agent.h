@@ -116,6 +116,8 @@ struct agent_event {
 
 /* A part of the agent beyond VM lifecycle (jobs, storage, network), plugged
  * in through agent_modules[] (modules.c).  Every callback may be NULL.
+ *   pre_recover at start-up, before stored VMs are loaded (e.g. add image
+ *               roots their definitions need)
  *   init        at start-up, after VMs are recovered, before the API serves
  *   fini        at shutdown, after the API stopped (guests keep running)
  *   vm_prepare  on a job thread before QEMU is spawned for a start or a
@@ -123,15 +125,23 @@ struct agent_event {
  *               failing it fails the start
  *   vm_started  on a job thread once QEMU runs (e.g. plug taps into OVS)
  *   vm_stopped  on the monitor loop once QEMU is gone: must not block
- *               (e.g. unplug ports, drop throw-away overlays) */
+ *               (e.g. unplug ports, drop throw-away overlays)
+ *   nic_plug    on a job thread before a NIC is hot-added to a running VM
+ *               (its tap does not exist yet); failing it refuses the attach
+ *   nic_unplug  on a job thread after a NIC left a running VM, or when an
+ *               attach failed after nic_plug */
 struct agent_module {
     const char *name;
     const struct http_route *routes;        /* NULL-terminated, or NULL */
+    int (*pre_recover)(struct agent *a, struct error **errp);
     int (*init)(struct agent *a, struct error **errp);
     void (*fini)(struct agent *a);
     int (*vm_prepare)(struct agent *a, struct vm *vm, struct error **errp);
     void (*vm_started)(struct agent *a, struct vm *vm);
     void (*vm_stopped)(struct agent *a, struct vm *vm);
+    int (*nic_plug)(struct agent *a, struct vm *vm, const struct vm_nic *nic,
+                    struct error **errp);
+    void (*nic_unplug)(struct agent *a, struct vm *vm, const char *nic_id);
 };
 /* NULL-terminated; modules.c. */
 extern const struct agent_module *const agent_modules[];

@@ -76,6 +76,11 @@ static int commit_def(struct agent *a, struct vm *vm, json_t *j, struct error **
     return 0;
 }
 
+int vm_commit_def(struct agent *a, struct vm *vm, json_t *j, struct error **errp)
+{
+    return commit_def(a, vm, j, errp);
+}
+
 static json_t *def_json(struct vm *vm)
 {
     pthread_mutex_lock(&vm->lock);
@@ -580,6 +585,25 @@ static void tap_up(const char *tap)
         LOG_WARN("cannot bring tap '%s' up: %s", tap, err->message);
 }
 
+/* Module hooks (e.g. the network module plugs the tap's OVS port). */
+static int modules_nic_plug(struct agent *a, struct vm *vm, const struct vm_nic *n,
+                            struct error **errp)
+{
+    for (const struct agent_module *const *m = agent_modules; *m; m++)
+        if ((*m)->nic_plug && (*m)->nic_plug(a, vm, n, errp) < 0) {
+            error_prefix(errp, "%s", (*m)->name);
+            return -1;
+        }
+    return 0;
+}
+
+static void modules_nic_unplug(struct agent *a, struct vm *vm, const char *id)
+{
+    for (const struct agent_module *const *m = agent_modules; *m; m++)
+        if ((*m)->nic_unplug)
+            (*m)->nic_unplug(a, vm, id);
+}
+
 int vm_attach_nic(struct agent *a, struct vm *vm, const json_t *nic, struct error **errp)
 {
     struct vm_nic n = { 0 };
@@ -592,7 +616,7 @@ int vm_attach_nic(struct agent *a, struct vm *vm, const json_t *nic, struct erro
     int ret = -1;
     char *bus = NULL;
     json_t *nd = NULL;
-    bool netdev_added = false;
+    bool netdev_added = false, plugged = false;
     if (check_changeable(vm, errp) < 0)
         goto out;
     pthread_mutex_lock(&vm->lock);
@@ -620,6 +644,9 @@ int vm_attach_nic(struct agent *a, struct vm *vm, const json_t *nic, struct erro
     }
     if (!(bus = take_bus(vm, n.id, errp)))
         goto out;
+    if (modules_nic_plug(a, vm, &n, errp) < 0)
+        goto undo;
+    plugged = true;
     json_t *netdev = qemu_hotplug_nic_netdev_args(&n);
     json_t *netdev_c = json_deep_copy(netdev);
     netdev_added = qmp_do(vm, "netdev_add", netdev, errp) == 0;
@@ -645,6 +672,8 @@ int vm_attach_nic(struct agent *a, struct vm *vm, const json_t *nic, struct erro
 undo:
     if (netdev_added)
         qmp_do(vm, "netdev_del", qemu_hotplug_netdev_del_args(n.id), NULL);
+    if (plugged)
+        modules_nic_unplug(a, vm, n.id);
     release_bus(vm, n.id);
 out:
     json_decref(nd);
@@ -677,6 +706,7 @@ int vm_detach_nic(struct agent *a, struct vm *vm, const char *id, struct error *
         const char *ids[] = { id, netdev, NULL };
         extra_remove(vm, id, ids);
         release_bus(vm, id);
+        modules_nic_unplug(a, vm, id);
     }
     ret = commit_def(a, vm, nd, errp);
     nd = NULL;

@@ -10,6 +10,11 @@
 
 #include "agent/agent.h"
 
+/* Validates 'def' (a whole definition, as JSON) with the host's limits and
+ * installs it as the VM's definition, written to disk; the caller holds the
+ * VM's job token.  Takes ownership of 'def'. */
+int vm_commit_def(struct agent *a, struct vm *vm, json_t *def, struct error **errp);
+
 int vm_set_vcpus(struct agent *a, struct vm *vm, unsigned count, struct error **errp);
 /* Grows memory to 'mib' by hot-adding one DIMM of the difference. */
 int vm_set_memory(struct agent *a, struct vm *vm, unsigned long long mib, struct error **errp);

@@ -319,7 +319,6 @@ int vm_start(struct agent *a, struct vm *vm, struct error **errp)
     pthread_mutex_unlock(&vm->lock);
     if (spawn_and_attach(a, vm, argv, -1, VM_STATE_STARTING, errp) < 0)
         goto out;
-    taps_up(vm);
     json_t *r = vm_qmp_call(vm, "cont", NULL, START_TIMEOUT_MS, errp);
     if (!r) {
         error_prefix(errp, "starting VM '%s'", vm->name);
@@ -327,6 +326,8 @@ int vm_start(struct agent *a, struct vm *vm, struct error **errp)
         goto out;
     }
     json_decref(r);
+    /* After cont's reply: QEMU has finished creating its taps by then. */
+    taps_up(vm);
     pthread_mutex_lock(&vm->lock);
     free(vm->exit_reason);
     vm->exit_reason = NULL;

@@ -197,6 +197,11 @@ int main(int argc, char **argv)
     LOG_INFO("accelerator %s (%s); QEMU %s", accel_to_string(a->caps.accel),
              a->facts->accel.reason ? a->facts->accel.reason : "", a->facts->qemu.version);
 
+    for (const struct agent_module *const *m = agent_modules; *m; m++)
+        if ((*m)->pre_recover && (*m)->pre_recover(a, &err) < 0) {
+            LOG_ERROR("module %s: %s", (*m)->name, err->message);
+            return 1;
+        }
     if (!monitor_start(a, &err) || agent_recover(a, &err) < 0) {
         LOG_ERROR("%s", err->message);
         return 1;

@@ -4,6 +4,8 @@
  * plugged in here with one line; see struct agent_module in agent.h. */
 #include "agent/agent.h"
 #include "agent/jobs.h"
+#include "agent/net_api.h"
+#include "agent/storage_api.h"
 
 static const struct agent_module jobs_module = {
     .name = "jobs",
@@ -13,5 +15,7 @@ static const struct agent_module jobs_module = {
 
 const struct agent_module *const agent_modules[] = {
     &jobs_module,
+    &storage_module,
+    &net_module,
     NULL,
 };

@@ -35,6 +35,7 @@ struct http_client {
     char *connect_to;        /* CURLOPT_CONNECT_TO entry, or NULL */
     struct curl_slist *connect_to_list;
     char *unix_path, *ca_file, *cert_file, *key_file;
+    char *auth_header;       /* "Authorization: Bearer ..." or NULL */
     size_t max_reply;
     unsigned long connects;  /* connections opened, summed over requests */
 };
@@ -166,6 +167,8 @@ struct http_client *http_client_new(const struct http_client_config *cfg, struct
             SETOPT(h, CURLOPT_SSLKEYTYPE, "PEM");
         }
     }
+    if (cfg->bearer_token && http_client_set_bearer_token(c, cfg->bearer_token, errp) < 0)
+        goto fail;
     return c;
 
 fail:
@@ -187,7 +190,30 @@ void http_client_free(struct http_client *c)
     free(c->ca_file);
     free(c->cert_file);
     free(c->key_file);
+    if (c->auth_header) {
+        explicit_bzero(c->auth_header, strlen(c->auth_header));
+        free(c->auth_header);
+    }
     free(c);
+}
+
+int http_client_set_bearer_token(struct http_client *c, const char *token,
+                                 struct error **errp)
+{
+    if (token) {
+        if (!*token)
+            return error_set(errp, ERR_INVALID_ARG, "bearer token is empty");
+        for (const char *p = token; *p; p++)
+            if ((unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f)
+                return error_set(errp, ERR_INVALID_ARG,
+                                 "bearer token contains a character not allowed in a header");
+    }
+    if (c->auth_header) {
+        explicit_bzero(c->auth_header, strlen(c->auth_header));
+        free(c->auth_header);
+    }
+    c->auth_header = token ? xasprintf("Authorization: Bearer %s", token) : NULL;
+    return 0;
 }
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *opaque)
@@ -264,6 +290,8 @@ int http_client_request_raw(struct http_client *c, const char *method, const cha
     struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
     if (body)
         headers = curl_slist_append(headers, ct);
+    if (c->auth_header)
+        headers = curl_slist_append(headers, c->auth_header);
     char errbuf[CURL_ERROR_SIZE] = "";
     struct reply_buf b = { .max = c->max_reply };
     int ret = -1;

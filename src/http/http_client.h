@@ -36,6 +36,7 @@ struct http_client_config {
     long connect_timeout_ms;      /* 0: 10 s */
     long timeout_ms;              /* whole request; 0: 120 s */
     size_t max_reply;             /* reply body limit; 0: 16 MiB */
+    const char *bearer_token;     /* sent as "Authorization: Bearer ..." (optional) */
 };
 
 struct http_client;
@@ -64,6 +65,12 @@ int http_client_request_raw(struct http_client *c, const char *method, const cha
                             const char *body, size_t body_len, const char *content_type,
                             long *status, char **reply, size_t *reply_len,
                             struct error **errp);
+
+/* Sets (or with NULL clears) the bearer token sent with every later request.
+ * Fails with ERR_INVALID_ARG for a token with characters not allowed in a
+ * header (control characters, spaces). */
+int http_client_set_bearer_token(struct http_client *c, const char *token,
+                                 struct error **errp);
 
 /* Number of connections the client has opened so far (1 after any number of
  * requests when keep-alive works); for tests and benchmarks. */

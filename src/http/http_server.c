@@ -13,7 +13,9 @@
  * purpose, expiry, optional allowed CN).  The verdict is cached per
  * connection; the request path re-checks it (and verifies itself if the hook
  * could not run, e.g. a resumed session) and answers 401/403 with the error
- * body, so no handler ever runs for an unverified peer.
+ * body, so no handler ever runs for an unverified peer.  With
+ * tls->no_client_cert (server-only TLS) none of this runs: no client
+ * certificate is asked for and the handlers authenticate requests.
  *
  * Requests: the access callback sees a request three ways: a first call with
  * the headers (peer check, declared size, routing, path parameters, query
@@ -76,6 +78,7 @@ struct http_server {
     atomic_int in_flight;       /* requests between first call and completion */
 
     bool tls;
+    bool verify_clients;        /* mutual TLS (else server-only TLS) */
     char *cert_pem, *key_pem, *ca_pem;   /* kept for MHD's lifetime */
     gnutls_x509_trust_list_t trust;      /* CA + CRL: client verification */
     char *allowed_cn;
@@ -266,7 +269,7 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
                               enum MHD_ConnectionNotificationCode toe)
 {
     struct http_server *s = cls;
-    if (!s->tls)
+    if (!s->verify_clients)
         return;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
@@ -444,6 +447,7 @@ struct query_arg {
 
 struct request_state {
     struct http_server *server;
+    struct MHD_Connection *conn;
     const struct http_route *route;
     char *params[HTTP_MAX_PATH_PARAMS];
     size_t n_params;
@@ -475,6 +479,20 @@ static void request_state_free(struct request_state *st)
     free(st->allow);
     free(st->body);
     free(st);
+}
+
+const char *http_request_query_key(const struct http_request *req, size_t i)
+{
+    const struct request_state *st = req->conn;
+    return st && i < st->n_query ? st->query[i].key : NULL;
+}
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+    const struct request_state *st = req->conn;
+    if (!st || !st->conn)
+        return NULL;
+    return MHD_lookup_connection_value(st->conn, MHD_HEADER_KIND, name);
 }
 
 const char *http_request_query(const struct http_request *req, const char *key)
@@ -644,6 +662,7 @@ static enum MHD_Result run_handler(struct request_state *st, struct MHD_Connecti
         .body = body,
         .peer_cn = st->peer_cn,
         .conn = st,
+        .route = st->route,
     };
     for (size_t i = 0; i < st->n_params; i++)
         req.params[i] = st->params[i];
@@ -681,12 +700,13 @@ static enum MHD_Result request_begin(struct http_server *s, struct MHD_Connectio
 {
     struct request_state *st = xzalloc(sizeof *st);
     st->server = s;
+    st->conn = conn;
     *con_cls = st;
     st->counted = true;
     atomic_fetch_add(&s->in_flight, 1);
 
     AUTOERROR struct error *err = NULL;
-    if (s->tls && check_peer(conn, &st->peer_cn, &err) < 0) {
+    if (s->verify_clients && check_peer(conn, &st->peer_cn, &err) < 0) {
         st->answered = true;
         return queue_error(conn, method, path, err, 0, NULL);
     }
@@ -930,12 +950,17 @@ static int listen_tcp(struct http_server *s, const char *address, unsigned short
 static int tls_load(struct http_server *s, const struct http_tls_config *tls,
                     struct error **errp)
 {
-    if (!tls->cert_file || !tls->key_file || !tls->ca_file)
+    if (!tls->cert_file || !tls->key_file || (!tls->ca_file && !tls->no_client_cert))
         return error_set(errp, ERR_INVALID_ARG,
                          "TLS needs a certificate, a private key and a CA file");
     if (!(s->cert_pem = file_read_all(tls->cert_file, PEM_MAX_SIZE, NULL, errp)) ||
-        !(s->key_pem = file_read_all(tls->key_file, PEM_MAX_SIZE, NULL, errp)) ||
-        !(s->ca_pem = file_read_all(tls->ca_file, PEM_MAX_SIZE, NULL, errp)))
+        !(s->key_pem = file_read_all(tls->key_file, PEM_MAX_SIZE, NULL, errp)))
+        return -1;
+    if (tls->no_client_cert) {
+        s->tls = true;
+        return 0;
+    }
+    if (!(s->ca_pem = file_read_all(tls->ca_file, PEM_MAX_SIZE, NULL, errp)))
         return -1;
 
     int r = gnutls_x509_trust_list_init(&s->trust, 0);
@@ -959,6 +984,7 @@ static int tls_load(struct http_server *s, const struct http_tls_config *tls,
     }
     s->allowed_cn = xstrdup(tls->allowed_cn);
     s->tls = true;
+    s->verify_clients = true;
     return 0;
 }
 
@@ -1006,7 +1032,8 @@ struct http_server *http_server_start(const struct http_server_config *cfg,
     if (s->tls) {
         OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem);
         OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem);
-        OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, s->ca_pem);
+        if (s->verify_clients)
+            OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, s->ca_pem);
         OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, (void *) TLS_PRIORITIES);
     }
     OPT(MHD_OPTION_END, 0, NULL);
@@ -1027,7 +1054,8 @@ struct http_server *http_server_start(const struct http_server_config *cfg,
     if (s->unix_path)
         LOG_INFO("listening on '%s'", s->unix_path);
     else
-        LOG_INFO("listening on '%s' port %u (TLS)", cfg->tcp_address, (unsigned) s->port);
+        LOG_INFO("listening on '%s' port %u (%s)", cfg->tcp_address, (unsigned) s->port,
+                 s->verify_clients ? "mutual TLS" : "server TLS");
     return s;
 
 fail:

@@ -6,7 +6,9 @@
  *   - TCP with mutual TLS (GnuTLS): the server presents its certificate and
  *     requires a client certificate signed by the configured CA; a connection
  *     without one, or with a foreign, expired or revoked one (CRL), is refused
- *     before any handler runs.  Plain TCP is not offered.
+ *     before any handler runs.  Plain TCP is not offered.  A server may
+ *     instead offer server-only TLS (http_tls_config.no_client_cert) when its
+ *     handlers authenticate each request themselves.
  * Requests are dispatched through a route table ("GET /v1/vms/{name}"); path
  * parameters are extracted; request bodies are limited in size and must be
  * JSON objects; every failure is answered with the one error body of
@@ -37,10 +39,16 @@ struct http_request {
     json_t *body;                     /* parsed body object, or NULL if none; borrowed */
     const char *peer_cn;              /* TLS: the client certificate's CN; else NULL */
     void *conn;                       /* opaque (for http_request_query) */
+    const struct http_route *route;   /* the matched route (borrowed from the table) */
 };
 
 /* Returns a query-string argument or NULL. */
 const char *http_request_query(const struct http_request *req, const char *key);
+/* Returns the key of the i-th query-string argument (in order, from 0), or
+ * NULL past the last; lets a handler refuse arguments it does not know. */
+const char *http_request_query_key(const struct http_request *req, size_t i);
+/* Returns the value of request header 'name' (case-insensitive), or NULL. */
+const char *http_request_header(const struct http_request *req, const char *name);
 
 struct http_response {
     int status;                       /* 200 if left 0 and no error */
@@ -68,6 +76,10 @@ struct http_tls_config {
     const char *ca_file;              /* PEM: CA that signs acceptable client certs */
     const char *crl_file;             /* optional PEM CRL */
     const char *allowed_cn;           /* optional: only this client CN is accepted */
+    bool no_client_cert;              /* server TLS only: no client certificate is asked
+                                         for and 'ca_file', 'crl_file', 'allowed_cn' are
+                                         unused; the handlers authenticate (the manager's
+                                         public API, with bearer tokens) */
 };
 
 struct http_server_config {

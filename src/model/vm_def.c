@@ -15,6 +15,8 @@
  * (qemu/qemu_argv.c, qemu/qemu_hotplug.c) trusts what this file accepted. */
 #include "model/vm_def.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -418,7 +420,55 @@ void vm_nic_clear(struct vm_nic *n)
         return;
     free(n->id);
     free(n->tap);
+    vm_nic_network_free(n->network);
     memset(n, 0, sizeof(*n));
+}
+
+void vm_nic_network_free(struct vm_nic_network *n)
+{
+    if (!n)
+        return;
+    free(n->dvs);
+    free(n->portgroup);
+    free(n->nat);
+    free(n->security_group);
+    strv_free(n->ips);
+    free(n);
+}
+
+struct vm_nic_network *vm_nic_network_copy(const struct vm_nic_network *n)
+{
+    if (!n)
+        return NULL;
+    struct vm_nic_network *c = xzalloc(sizeof(*c));
+    c->dvs = xstrdup(n->dvs);
+    c->portgroup = xstrdup(n->portgroup);
+    c->nat = xstrdup(n->nat);
+    c->security_group = xstrdup(n->security_group);
+    if (n->ips) {
+        size_t k = strv_len(n->ips);
+        c->ips = xcalloc(k + 1, sizeof(char *));
+        for (size_t i = 0; i < k; i++)
+            c->ips[i] = xstrdup(n->ips[i]);
+    }
+    return c;
+}
+
+int vm_net_name_validate(const char *name, const char *field, struct error **errp)
+{
+    AUTOFREE char *qv = quote(name);
+    size_t len = strlen(name);
+    if (len == 0 || len > 32)
+        return error_set_field(errp, ERR_INVALID_ARG, field,
+                               "name '%s' must be 1 to 32 bytes long", qv);
+    const char *bad = first_bad_char(name, "_.-");
+    if (bad)
+        return bad_char_error(errp, field, "name", name, *bad,
+                              "letters, digits, '_', '.' and '-'");
+    if (!isalnum((unsigned char) name[0]))
+        return error_set_field(errp, ERR_INVALID_ARG, field,
+                               "name '%s' must start with a letter or a digit", qv);
+    return 0;
 }
 
 static void vm_cdrom_clear(struct vm_cdrom *c)
@@ -539,9 +589,94 @@ static int cdrom_parse(const json_t *j, const struct vm_def_limits *limits, cons
     return 0;
 }
 
+/* "network": {"dvs", "portgroup"} or {"nat"}, plus "security_group" and "ips". */
+static int nic_network_parse(const json_t *j, const char *field, struct vm_nic_network *n,
+                             struct error **errp)
+{
+    static const char *const keys[] = { "dvs", "portgroup", "nat", "security_group", "ips",
+                                         NULL };
+    if (require_object(j, field, errp) < 0 || json_check_keys(j, keys, field, errp) < 0)
+        return -1;
+    if (get_checked_string(j, "dvs", field, false, vm_net_name_validate, &n->dvs, errp) < 0 ||
+        get_checked_string(j, "portgroup", field, false, vm_net_name_validate, &n->portgroup,
+                           errp) < 0 ||
+        get_checked_string(j, "nat", field, false, vm_net_name_validate, &n->nat, errp) < 0 ||
+        get_checked_string(j, "security_group", field, false, vm_net_name_validate,
+                           &n->security_group, errp) < 0)
+        return -1;
+    if (n->dvs && n->nat) {
+        AUTOFREE char *f = json_path_join(field, "nat");
+        return error_set_field(errp, ERR_INVALID_ARG, f,
+                               "a NIC joins either a DVS port group or a NAT network, not both");
+    }
+    if (!n->dvs && !n->nat)
+        return error_set_field(errp, ERR_INVALID_ARG, field,
+                               "network needs either 'dvs' and 'portgroup', or 'nat'");
+    if (n->dvs && !n->portgroup) {
+        AUTOFREE char *f = json_path_join(field, "portgroup");
+        return error_set_field(errp, ERR_INVALID_ARG, f, "a NIC on DVS '%s' needs a port group",
+                               n->dvs);
+    }
+    if (n->nat && n->portgroup) {
+        AUTOFREE char *f = json_path_join(field, "portgroup");
+        return error_set_field(errp, ERR_INVALID_ARG, f,
+                               "a NIC on NAT network '%s' has no port group", n->nat);
+    }
+    const json_t *ips = json_object_get(j, "ips");
+    if (ips && !json_is_null(ips)) {
+        AUTOFREE char *f = json_path_join(field, "ips");
+        if (!json_is_array(ips))
+            return error_set_field(errp, ERR_INVALID_ARG, f, "ips must be an array of strings");
+        size_t k = json_array_size(ips);
+        if (k > VM_NIC_MAX_IPS)
+            return error_set_field(errp, ERR_INVALID_ARG, f,
+                                   "a NIC has at most %d bound addresses, not %zu",
+                                   VM_NIC_MAX_IPS, k);
+        n->ips = xcalloc(k + 1, sizeof(char *));
+        for (size_t i = 0; i < k; i++) {
+            AUTOFREE char *fi = json_path_index(f, i);
+            const char *ip = json_string_value(json_array_get(ips, i));
+            struct in_addr a;
+            if (!ip)
+                return error_set_field(errp, ERR_INVALID_ARG, fi, "ips[%zu] must be a string", i);
+            AUTOFREE char *qv = quote(ip);
+            if (strlen(ip) > 15 || inet_pton(AF_INET, ip, &a) != 1)
+                return error_set_field(errp, ERR_INVALID_ARG, fi,
+                                       "'%s' is not an IPv4 address (a.b.c.d)", qv);
+            if (a.s_addr == 0 || a.s_addr == 0xffffffffu || (ntohl(a.s_addr) >> 28) == 0xe)
+                return error_set_field(errp, ERR_INVALID_ARG, fi,
+                                       "'%s' is not a unicast address", qv);
+            for (size_t m = 0; m < i; m++)
+                if (!strcmp(n->ips[m], ip))
+                    return error_set_field(errp, ERR_INVALID_ARG, fi,
+                                           "address '%s' is listed twice", qv);
+            n->ips[i] = xstrdup(ip);
+        }
+    }
+    return 0;
+}
+
+static json_t *nic_network_to_json(const struct vm_nic_network *n)
+{
+    json_t *o = json_object();
+    if (n->dvs) {
+        json_object_set_new(o, "dvs", json_string(n->dvs));
+        json_object_set_new(o, "portgroup", json_string(n->portgroup));
+    } else {
+        json_object_set_new(o, "nat", json_string(n->nat));
+    }
+    json_object_set_new(o, "security_group",
+                        n->security_group ? json_string(n->security_group) : json_null());
+    json_t *ips = json_array();
+    for (size_t i = 0; n->ips && n->ips[i]; i++)
+        json_array_append_new(ips, json_string(n->ips[i]));
+    json_object_set_new(o, "ips", ips);
+    return o;
+}
+
 static int nic_parse(const json_t *j, const char *field, struct vm_nic *n, struct error **errp)
 {
-    static const char *const keys[] = { "id", "mac", "model", "tap", NULL };
+    static const char *const keys[] = { "id", "mac", "model", "tap", "network", NULL };
     if (require_object(j, field, errp) < 0 || json_check_keys(j, keys, field, errp) < 0)
         return -1;
     n->model = NIC_MODEL_VIRTIO;
@@ -560,7 +695,16 @@ static int nic_parse(const json_t *j, const char *field, struct vm_nic *n, struc
     if (get_enum(j, "model", field, nic_model_names, NIC_MODEL__COUNT, &v, errp) < 0)
         return -1;
     n->model = (enum nic_model) v;
-    return get_checked_string(j, "tap", field, true, tap_validate, &n->tap, errp);
+    if (get_checked_string(j, "tap", field, true, tap_validate, &n->tap, errp) < 0)
+        return -1;
+    const json_t *net = json_object_get(j, "network");
+    if (net && !json_is_null(net)) {
+        AUTOFREE char *nf = json_path_join(field, "network");
+        n->network = xzalloc(sizeof(*n->network));
+        if (nic_network_parse(net, nf, n->network, errp) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int vm_nic_from_json(const json_t *j, const char *field, struct vm_nic *out,
@@ -588,8 +732,11 @@ json_t *vm_disk_to_json(const struct vm_disk *d)
 
 json_t *vm_nic_to_json(const struct vm_nic *n)
 {
-    return json_pack("{s:s, s:s, s:s, s:s}", "id", n->id, "mac", n->mac,
-                     "model", nic_model_to_string(n->model), "tap", n->tap);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "id", n->id, "mac", n->mac,
+                          "model", nic_model_to_string(n->model), "tap", n->tap);
+    if (n->network)
+        json_object_set_new(o, "network", nic_network_to_json(n->network));
+    return o;
 }
 
 static json_t *cdrom_to_json(const struct vm_cdrom *c)
@@ -1204,6 +1351,7 @@ struct vm_def *vm_def_copy(const struct vm_def *def)
         c->nics[i] = def->nics[i];
         c->nics[i].id = xstrdup(def->nics[i].id);
         c->nics[i].tap = xstrdup(def->nics[i].tap);
+        c->nics[i].network = vm_nic_network_copy(def->nics[i].network);
     }
     return c;
 }

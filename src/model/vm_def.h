@@ -67,12 +67,27 @@ struct vm_cdrom {
     char *path;             /* NULL: empty drive; else raw ISO under an allowed root */
 };
 
+/* Where the agent's network module plugs a NIC's tap (docs/network.md):
+ * a port group of a distributed virtual switch, or a host-local NAT network.
+ * Names are [A-Za-z0-9][A-Za-z0-9_.-]{0,31}; they are resolved by the agent
+ * when the VM starts, not here. */
+struct vm_nic_network {
+    char *dvs;              /* DVS name, or NULL for a NAT network */
+    char *portgroup;        /* port group of 'dvs' (required with it) */
+    char *nat;              /* NAT network name (exclusive with 'dvs'), or NULL */
+    char *security_group;   /* or NULL: no security group */
+    char **ips;             /* NULL-terminated bound IPv4 addresses (IP-MAC binding), or NULL */
+};
+
 struct vm_nic {
     char *id;
     char mac[VM_MAC_STRLEN + 1];   /* lowercase xx:xx:xx:xx:xx:xx, unicast */
     enum nic_model model;
     char *tap;              /* host tap name, [A-Za-z0-9_.-]{1,15} */
+    struct vm_nic_network *network; /* NULL: Strata does not connect the tap */
 };
+
+#define VM_NIC_MAX_IPS 8
 
 struct vm_numa_node {
     unsigned cpu_first, cpu_last;  /* inclusive range of vCPU indexes */
@@ -137,6 +152,11 @@ static inline void autovmdef_impl(struct vm_def **d) { vm_def_free(*d); }
 int vm_name_validate(const char *name, const char *field, struct error **errp);
 int vm_device_id_validate(const char *id, const char *field, struct error **errp);
 int vm_mac_validate(const char *mac, const char *field, struct error **errp);
+/* Network object names (DVS, port group, NAT network, security group). */
+int vm_net_name_validate(const char *name, const char *field, struct error **errp);
+/* Returns a deep copy (NULL in, NULL out); vm_nic_network_free accepts NULL. */
+struct vm_nic_network *vm_nic_network_copy(const struct vm_nic_network *n);
+void vm_nic_network_free(struct vm_nic_network *n);
 int vm_image_path_validate(const char *path, const struct vm_def_limits *limits,
                            const char *field, struct error **errp);
 /* Parses one disk / NIC object (the same schema as in a definition), for

@@ -195,6 +195,40 @@ static const struct bad_case bad_cases[] = {
       "nics[0].mac", "not of the form" },
     { "nic-model", "{'nics': [{'id': 'nic0', 'mac': '52:54:00:12:34:56', 'tap': 't', "
       "'model': 'ne2k'}]}", "nics[0].model", "'ne2k' is not one of" },
+    /* NIC network (docs/network.md) */
+#define NICNET(net) "{'nics': [{'id': 'nic0', 'mac': '52:54:00:12:34:56', 'tap': 't', " \
+    "'network': " net "}]}"
+    { "net-not-object", NICNET("'dvs1'"), "nics[0].network", "must be an object" },
+    { "net-empty", NICNET("{}"), "nics[0].network", "either 'dvs' and 'portgroup', or 'nat'" },
+    { "net-unknown-key", NICNET("{'nat': 'default', 'vlan': 5}"), "nics[0].network.vlan",
+      "unknown" },
+    { "net-dvs-and-nat", NICNET("{'dvs': 'd', 'portgroup': 'p', 'nat': 'default'}"),
+      "nics[0].network.nat", "not both" },
+    { "net-dvs-no-pg", NICNET("{'dvs': 'd'}"), "nics[0].network.portgroup",
+      "needs a port group" },
+    { "net-nat-with-pg", NICNET("{'nat': 'n', 'portgroup': 'p'}"), "nics[0].network.portgroup",
+      "has no port group" },
+    { "net-name-slash", NICNET("{'dvs': 'd/1', 'portgroup': 'p'}"), "nics[0].network.dvs",
+      "contains '/'" },
+    { "net-name-dash-first", NICNET("{'dvs': 'd', 'portgroup': '-p'}"),
+      "nics[0].network.portgroup", "must start with a letter or a digit" },
+    { "net-name-long", NICNET("{'nat': 'n23456789012345678901234567890123'}"),
+      "nics[0].network.nat", "1 to 32 bytes" },
+    { "net-sg-comma", NICNET("{'nat': 'n', 'security_group': 'a,b'}"),
+      "nics[0].network.security_group", "contains ','" },
+    { "net-ips-not-array", NICNET("{'nat': 'n', 'ips': '10.0.0.1'}"), "nics[0].network.ips",
+      "must be an array" },
+    { "net-ip-bad", NICNET("{'nat': 'n', 'ips': ['10.0.0.256']}"), "nics[0].network.ips[0]",
+      "not an IPv4 address" },
+    { "net-ip-v6", NICNET("{'nat': 'n', 'ips': ['fe80::1']}"), "nics[0].network.ips[0]",
+      "not an IPv4 address" },
+    { "net-ip-multicast", NICNET("{'nat': 'n', 'ips': ['10.0.0.1', '224.0.0.1']}"),
+      "nics[0].network.ips[1]", "not a unicast address" },
+    { "net-ip-twice", NICNET("{'nat': 'n', 'ips': ['10.0.0.1', '10.0.0.1']}"),
+      "nics[0].network.ips[1]", "listed twice" },
+    { "net-ips-too-many", NICNET("{'nat': 'n', 'ips': ['10.0.0.1', '10.0.0.2', '10.0.0.3', "
+      "'10.0.0.4', '10.0.0.5', '10.0.0.6', '10.0.0.7', '10.0.0.8', '10.0.0.9']}"),
+      "nics[0].network.ips", "at most 8" },
     /* disks */
     { "disk-missing-format", "{'disks': [{'id': 'disk0', 'path': "
       "'/var/lib/strata/images/a.raw'}]}", "disks[0].format", "missing field" },
@@ -368,6 +402,12 @@ static const char *const good_defs[] = {
     " 'nics': [{'id': 'n-1', 'mac': '52:54:00:AA:BB:CC', 'model': 'e1000', 'tap': 'vnet.1'},"
     " {'id': 'n-2', 'mac': '02:00:00:00:00:01', 'model': 'rtl8139', 'tap': 'vnet_2'}],"
     " 'vnc': {'listen': 'loopback', 'websocket': true}}",
+    "{'name': 'net1', 'memory': 128,"
+    " 'nics': [{'id': 'n0', 'mac': '52:54:00:00:00:01', 'tap': 't0',"
+    " 'network': {'dvs': 'dvs-1', 'portgroup': 'vlan100', 'security_group': 'web',"
+    " 'ips': ['10.0.0.5', '10.0.1.5']}},"
+    " {'id': 'n1', 'mac': '52:54:00:00:00:02', 'tap': 't1', 'network': {'nat': 'default'}},"
+    " {'id': 'n2', 'mac': '52:54:00:00:00:03', 'tap': 't2', 'network': null}]}",
 };
 
 static void test_round_trip(void **state)
@@ -452,6 +492,32 @@ static void test_normalization(void **state)
     assert_int_equal(vm_ide_slots(p->machine), 4);
     assert_true(vm_machine_is_q35("pc-q35-7.2"));
     assert_int_equal(vm_ide_slots("q35"), 6);
+}
+
+static void test_nic_network(void **state)
+{
+    (void) state;
+    AUTOJSON json_t *in = jq(good_defs[5]);
+    AUTOVMDEF struct vm_def *d = vm_def_from_json(in, &limits, NULL);
+    assert_non_null(d);
+    const struct vm_nic_network *n = d->nics[0].network;
+    assert_non_null(n);
+    assert_string_equal(n->dvs, "dvs-1");
+    assert_string_equal(n->portgroup, "vlan100");
+    assert_null(n->nat);
+    assert_string_equal(n->security_group, "web");
+    assert_string_equal(n->ips[0], "10.0.0.5");
+    assert_string_equal(n->ips[1], "10.0.1.5");
+    assert_null(n->ips[2]);
+    assert_string_equal(d->nics[1].network->nat, "default");
+    assert_null(d->nics[1].network->ips);
+    assert_null(d->nics[2].network);
+    AUTOJSON json_t *j = vm_nic_to_json(&d->nics[1]);
+    AUTOFREE char *s = json_to_string(j);
+    assert_non_null(strstr(s, "\"network\":{\"ips\":[],\"nat\":\"default\","
+                              "\"security_group\":null}"));
+    AUTOJSON json_t *j2 = vm_nic_to_json(&d->nics[2]);
+    assert_null(json_object_get(j2, "network"));
 }
 
 static void test_enum_tables(void **state)
@@ -546,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_normalization),
+        cmocka_unit_test(test_nic_network),
         cmocka_unit_test(test_enum_tables),
         cmocka_unit_test(test_validators),
         cmocka_unit_test(test_disk_nic_parsers),
