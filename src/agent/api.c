@@ -311,68 +311,66 @@ static int h_vm_balloon(const struct http_request *req, struct http_response *re
     return r;
 }
 
-static int h_vm_attach_disk(const struct http_request *req, struct http_response *resp,
-                            void *opaque, struct error **errp)
+/* Attach: the body is the device object; answers with the VM's new view. */
+static int attach_device(const struct http_request *req, struct http_response *resp,
+                         struct agent *a, const char *what,
+                         int (*attach)(struct agent *, struct vm *, const json_t *,
+                                       struct error **),
+                         struct error **errp)
 {
-    struct agent *a = opaque;
     if (!req->body)
-        return error_set(errp, ERR_INVALID_ARG, "a disk object is required");
+        return error_set(errp, ERR_INVALID_ARG, "a %s object is required", what);
     struct vm *vm = req_vm(a, req, errp);
     if (!vm)
         return -1;
-    int r = vm_attach_disk(a, vm, req->body, errp);
+    int r = attach(a, vm, req->body, errp);
     if (r == 0)
         reply(resp, 200, vm_to_json(vm, true));
     vm_unref(a, vm);
     return r;
+}
+
+/* Detach: the device id is the second path parameter. */
+static int detach_device(const struct http_request *req, struct http_response *resp,
+                         struct agent *a,
+                         int (*detach)(struct agent *, struct vm *, const char *,
+                                       struct error **),
+                         struct error **errp)
+{
+    if (vm_device_id_validate(req->params[1], "id", errp) < 0)
+        return -1;
+    struct vm *vm = req_vm(a, req, errp);
+    if (!vm)
+        return -1;
+    int r = detach(a, vm, req->params[1], errp);
+    if (r == 0)
+        reply(resp, 200, vm_to_json(vm, true));
+    vm_unref(a, vm);
+    return r;
+}
+
+static int h_vm_attach_disk(const struct http_request *req, struct http_response *resp,
+                            void *opaque, struct error **errp)
+{
+    return attach_device(req, resp, opaque, "disk", vm_attach_disk, errp);
 }
 
 static int h_vm_detach_disk(const struct http_request *req, struct http_response *resp,
                             void *opaque, struct error **errp)
 {
-    struct agent *a = opaque;
-    if (vm_device_id_validate(req->params[1], "id", errp) < 0)
-        return -1;
-    struct vm *vm = req_vm(a, req, errp);
-    if (!vm)
-        return -1;
-    int r = vm_detach_disk(a, vm, req->params[1], errp);
-    if (r == 0)
-        reply(resp, 200, vm_to_json(vm, true));
-    vm_unref(a, vm);
-    return r;
+    return detach_device(req, resp, opaque, vm_detach_disk, errp);
 }
 
 static int h_vm_attach_nic(const struct http_request *req, struct http_response *resp,
                            void *opaque, struct error **errp)
 {
-    struct agent *a = opaque;
-    if (!req->body)
-        return error_set(errp, ERR_INVALID_ARG, "a NIC object is required");
-    struct vm *vm = req_vm(a, req, errp);
-    if (!vm)
-        return -1;
-    int r = vm_attach_nic(a, vm, req->body, errp);
-    if (r == 0)
-        reply(resp, 200, vm_to_json(vm, true));
-    vm_unref(a, vm);
-    return r;
+    return attach_device(req, resp, opaque, "NIC", vm_attach_nic, errp);
 }
 
 static int h_vm_detach_nic(const struct http_request *req, struct http_response *resp,
                            void *opaque, struct error **errp)
 {
-    struct agent *a = opaque;
-    if (vm_device_id_validate(req->params[1], "id", errp) < 0)
-        return -1;
-    struct vm *vm = req_vm(a, req, errp);
-    if (!vm)
-        return -1;
-    int r = vm_detach_nic(a, vm, req->params[1], errp);
-    if (r == 0)
-        reply(resp, 200, vm_to_json(vm, true));
-    vm_unref(a, vm);
-    return r;
+    return detach_device(req, resp, opaque, vm_detach_nic, errp);
 }
 
 static int h_vm_media(const struct http_request *req, struct http_response *resp,
