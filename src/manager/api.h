@@ -12,7 +12,9 @@
  *
  * Handlers live by resource: api_auth.c (sessions, users, tokens),
  * api_inventory.c (sites, clusters, hosts), api_hosts.c (join tokens, host
- * join), api_tasks.c (version, tasks, events).  Each exports a table; api.c joins them.
+ * join), api_tasks.c (version, tasks, events), api_vms.c (VMs, templates,
+ * snapshots), api_storage.c (datastores, volumes), api_net.c (DVSs, port
+ * groups, NAT networks, security groups).  Each exports a table; api.c joins them.
  *
  * Neighbours: http/http_server.h (serves the table), manager.h (the opaque
  * context), auth.h, inventory.h; docs/api/openapi.yaml documents every route
@@ -65,7 +67,7 @@ const struct api_route *manager_api_table(void);
 const struct http_route *manager_api_routes(void);
 
 extern const struct api_route api_auth_routes[], api_inventory_routes[], api_task_routes[],
-    api_host_routes[];
+    api_host_routes[], api_vm_routes[], api_storage_routes[], api_net_routes[];
 
 /* ---- helpers for handlers ----------------------------------------------- */
 

@@ -73,6 +73,7 @@ static const struct inv_field host_fields[] = {
     { "desired_generation", "desired_generation", INV_INT },
     { "applied_generation", "applied_generation", INV_INT },
     { "facts", "facts", INV_JSON },
+    { "stats", "stats", INV_JSON },
     { "last_seen_at", "last_seen_at", INV_TIME },
     { "created_at", "created_at", INV_TIME },
     { "updated_at", "updated_at", INV_TIME },
@@ -86,6 +87,80 @@ static const struct inv_filter host_filters[] = {
 };
 const struct inv_kind inv_hosts = {
     "host", "hosts", host_fields, host_filters, "name", true,
+};
+
+static const struct inv_field vm_fields[] = {
+    { "id", "id", INV_TEXT },
+    { "name", "name", INV_TEXT },
+    { "cluster_id", "cluster_id", INV_TEXT },
+    { "(SELECT c.name FROM clusters c WHERE c.id = vms.cluster_id)", "cluster_name", INV_TEXT },
+    { "host_id", "host_id", INV_TEXT },
+    { "(SELECT h.name FROM hosts h WHERE h.id = vms.host_id)", "host_name", INV_TEXT },
+    { "template_id", "template_id", INV_TEXT },
+    { "state", "state", INV_TEXT },
+    { "reason", "reason", INV_TEXT },
+    { "definition", "definition", INV_JSON },
+    { "ha", "ha", INV_BOOL },
+    { "stats", "stats", INV_JSON },
+    { "created_at", "created_at", INV_TIME },
+    { "updated_at", "updated_at", INV_TIME },
+    { NULL, NULL, 0 },
+};
+static const struct inv_filter vm_filters[] = {
+    { "name", "name = ?", 1 },
+    { "state", "state = ?", 1 },
+    { "host", "host_id IN (SELECT h.id FROM hosts h WHERE h.id = ? OR h.name = ?)", 2 },
+    { "cluster", "cluster_id IN (SELECT c.id FROM clusters c WHERE c.id = ? OR c.name = ?)", 2 },
+    { "template", "template_id IN (SELECT t.id FROM templates t WHERE t.id = ? OR t.name = ?)",
+      2 },
+    { NULL, NULL, 0 },
+};
+const struct inv_kind inv_vms = {
+    "VM", "vms", vm_fields, vm_filters, "name", true,
+};
+
+static const struct inv_field template_fields[] = {
+    { "id", "id", INV_TEXT },
+    { "name", "name", INV_TEXT },
+    { "description", "description", INV_TEXT },
+    { "cluster_id", "cluster_id", INV_TEXT },
+    { "(SELECT c.name FROM clusters c WHERE c.id = templates.cluster_id)", "cluster_name",
+      INV_TEXT },
+    { "datastore_id", "datastore_id", INV_TEXT },
+    { "(SELECT d.name FROM datastores d WHERE d.id = templates.datastore_id)", "datastore_name",
+      INV_TEXT },
+    { "definition", "definition", INV_JSON },
+    { "(SELECT COUNT(*) FROM vms v WHERE v.template_id = templates.id)", "vm_count", INV_INT },
+    { "created_at", "created_at", INV_TIME },
+    { "updated_at", "updated_at", INV_TIME },
+    { NULL, NULL, 0 },
+};
+static const struct inv_filter template_filters[] = {
+    { "name", "name = ?", 1 },
+    { "cluster", "cluster_id IN (SELECT c.id FROM clusters c WHERE c.id = ? OR c.name = ?)", 2 },
+    { NULL, NULL, 0 },
+};
+const struct inv_kind inv_templates = {
+    "template", "templates", template_fields, template_filters, "name", true,
+};
+
+static const struct inv_field snapshot_fields[] = {
+    { "id", "id", INV_TEXT },
+    { "name", "name", INV_TEXT },
+    { "vm_id", "vm_id", INV_TEXT },
+    { "parent_id", "parent_id", INV_TEXT },
+    { "description", "description", INV_TEXT },
+    { "kind", "kind", INV_TEXT },
+    { "created_at", "created_at", INV_TIME },
+    { NULL, NULL, 0 },
+};
+static const struct inv_filter snapshot_filters[] = {
+    { "vm", "vm_id = ?", 1 },           /* index 0: set from the path */
+    { "name", "name = ?", 1 },
+    { NULL, NULL, 0 },
+};
+const struct inv_kind inv_snapshots = {
+    "snapshot", "snapshots", snapshot_fields, snapshot_filters, "created_at, id", false,
 };
 
 static const struct inv_field user_fields[] = {

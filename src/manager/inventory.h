@@ -69,7 +69,7 @@ struct inv_kind {
 };
 
 extern const struct inv_kind inv_sites, inv_clusters, inv_hosts, inv_users, inv_tokens,
-    inv_tasks, inv_events, inv_join_tokens;
+    inv_tasks, inv_events, inv_join_tokens, inv_vms, inv_templates, inv_snapshots;
 
 /* A list request: window and filter values (index = position in
  * kind->filters; NULL = not filtered). */

@@ -198,6 +198,7 @@ int main(int argc, char **argv)
     struct manager_config mc = {
         .db = db, .admin_password = password, .session_ttl_ms = session_ttl * 1000,
         .pki_dir = pki, .monitor_interval_ms = (int) heartbeat_ms,
+        .task_kinds = manager_task_kinds(),
     };
     struct manager *m = manager_open(&mc, &err);
     if (password) {

@@ -49,6 +49,9 @@ struct manager {
     bool stopping;                  /* manager_stop_waiters() was called */
 };
 
+/* Every kind of task this build runs (kinds.c), NULL-terminated. */
+const struct task_kind_def *const *manager_task_kinds(void);
+
 /* Returns a new manager; free it with manager_close(). */
 struct manager *manager_open(const struct manager_config *cfg, struct error **errp);
 /* Stops the host monitor and the task engine (running tasks finish), then

@@ -238,9 +238,46 @@ static const char *const v3[] = {
     NULL,
 };
 
+/* Compute: what the manager needs to drive agents and to reconcile with
+ * them.  hosts.stats is the last heartbeat's /v1/host/stats (placement reads
+ * it); vms.host_state is the state the agent last reported and vms.task_id
+ * the task that holds the VM; vm_nics keeps MAC addresses unique across the
+ * inventory; template disks keep the volumes a deployment clones from;
+ * revoked_certs lists the agent certificates of deleted hosts (the CRL). */
+static const char *const v4[] = {
+    "ALTER TABLE hosts ADD COLUMN stats TEXT",
+    "ALTER TABLE hosts ADD COLUMN stats_at BIGINT",
+    "ALTER TABLE vms ADD COLUMN stats TEXT",
+    "ALTER TABLE vms ADD COLUMN stats_at BIGINT",
+    "ALTER TABLE vms ADD COLUMN reason TEXT",
+    "ALTER TABLE templates ADD COLUMN datastore_id TEXT REFERENCES datastores (id)",
+    "ALTER TABLE templates ADD COLUMN description TEXT NOT NULL DEFAULT ''",
+    "CREATE TABLE vm_nics ("
+    " mac TEXT PRIMARY KEY,"
+    " vm_id TEXT NOT NULL REFERENCES vms (id) ON DELETE CASCADE,"
+    " nic_id TEXT NOT NULL)",
+    "CREATE INDEX vm_nics_vm ON vm_nics (vm_id)",
+    "CREATE TABLE nat_networks ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " subnet TEXT NOT NULL,"
+    " config TEXT NOT NULL DEFAULT '{}',"
+    " " TS ")",
+    "CREATE TABLE host_nat_networks ("
+    " host_id TEXT NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,"
+    " nat_id TEXT NOT NULL REFERENCES nat_networks (id) ON DELETE CASCADE,"
+    " PRIMARY KEY (host_id, nat_id))",
+    "CREATE TABLE revoked_certs ("
+    " serial TEXT PRIMARY KEY,"
+    " host_name TEXT NOT NULL,"
+    " revoked_at BIGINT NOT NULL)",
+    NULL,
+};
+
 const struct store_migration store_migrations[] = {
     { 1, "inventory, users, tokens, tasks, events", v1 },
     { 2, "host join tokens", v2 },
     { 3, "task checkpoints", v3 },
+    { 4, "compute: host stats, VM NICs, NAT networks, revoked certificates", v4 },
     { 0, NULL, NULL },
 };

@@ -95,6 +95,24 @@ static int persist_step(struct task_engine *e, const struct job *j, size_t i, in
     return manager_commit(e->m, steal_pointer(&t), errp);
 }
 
+void task_progress(struct task_ctx *c, int percent)
+{
+    if (!c->n_steps)
+        return;
+    percent = percent < 0 ? 0 : percent > 100 ? 100 : percent;
+    int overall = (int) ((c->step_index * 100 + (size_t) percent) / c->n_steps);
+    if (overall >= 100)
+        overall = 99;           /* 100 only when the task has succeeded */
+    AUTOERROR struct error *err = NULL;
+    AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_WRITE, &err);
+    if (!t || store_exec(t, "UPDATE tasks SET progress = ? WHERE id = ? AND state = 'running' "
+                            "AND progress < ?",
+                         STORE_ARGS(SV_INT(overall), SV_TEXT(c->task_id), SV_INT(overall)),
+                         &err) < 0 ||
+        manager_commit(c->m, steal_pointer(&t), &err) < 0)
+        LOG_RL_WARN("task %s: cannot record progress: %s", c->task_id, err->message);
+}
+
 static int persist_done(struct task_engine *e, const struct job *j, size_t i,
                         const char *state, const json_t *checkpoint, struct error **errp)
 {
@@ -166,9 +184,11 @@ static void execute(struct task_engine *e, struct job *j)
         return;
     }
 
+    c.n_steps = n;
     for (size_t i = j->start_step; i < n; i++) {
         const struct task_step_def *s = &j->kind->steps[i];
         AUTOERROR struct error *err = NULL;
+        c.step_index = i;
         if (cancel_requested(e, j)) {
             if (i > 0)
                 undo_steps(e, j, &c, i - 1, SIZE_MAX);

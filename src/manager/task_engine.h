@@ -47,7 +47,13 @@ struct task_ctx {
     json_t *checkpoint;     /* read-write: persisted after every successful step */
     json_t *result;         /* read-write: the task's result on success (starts {}) */
     void *opaque;           /* the kind's */
+    size_t step_index, n_steps;     /* the step running, of how many */
 };
+
+/* Records how far the running step is (0..100); the task's progress is
+ * the steps done plus this fraction of the current one.  Best effort (a
+ * failure to record is logged), never moves the progress backwards. */
+void task_progress(struct task_ctx *c, int percent);
 
 struct task_step_def {
     const char *name;

@@ -1,0 +1,21 @@
+/* vms.h - virtual machines and templates in the manager: the VM
+ * specification, its translation into an agent definition, the task kinds
+ * that provision and operate VMs on agents, and the reconciliation of the
+ * manager's records with what agents run.
+ *
+ * Neighbours: api_vms.c (routes), placement.h (host choice), agent_client.h
+ * (calls), task_engine.h (steps), docs/manager.md (Compute). */
+#ifndef STRATA_MANAGER_VMS_H
+#define STRATA_MANAGER_VMS_H
+
+#include <jansson.h>
+
+#include "manager/task_engine.h"
+#include "util/error.h"
+
+struct manager;
+
+/* The VM task kinds, NULL-terminated. */
+extern const struct task_kind_def *const vm_task_kinds[];
+
+#endif
