@@ -9,11 +9,22 @@
 #define STRATA_MANAGER_VMS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "manager/task_engine.h"
 #include "util/error.h"
 
 struct manager;
+
+struct agent_conn;
+
+/* Called by the host monitor after every successful heartbeat of a host
+ * ('a' is connected to its agent; 'reconnected' when the host was not
+ * 'connected' before): reads what the agent runs and brings the manager's
+ * VM records for that host in line (states, statistics, VMs the manager did
+ * not know, VMs the agent no longer has).  Errors are logged, not returned. */
+void vms_host_sync(struct manager *m, const char *host_id, struct agent_conn *a,
+                   bool reconnected);
 
 /* The VM task kinds, NULL-terminated. */
 extern const struct task_kind_def *const vm_task_kinds[];
