@@ -10,6 +10,7 @@
 #include "agent/api.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/guest.h"
@@ -17,6 +18,7 @@
 #include "agent/lifecycle.h"
 #include "host/host_facts.h"
 #include "host/host_stats.h"
+#include "util/fileutil.h"
 #include "util/json_util.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -72,6 +74,45 @@ static int h_host(const struct http_request *req, struct http_response *resp, vo
     return 0;
 }
 
+/* ---- desired/applied generation ------------------------------------------
+ * The manager pushes a host's datastores and networks, then records here the
+ * generation they correspond to (PUT /v1/host/generation); GET
+ * /v1/host/stats reports it as "applied_generation", so the manager sees
+ * whether the host has converged.  Kept in <state_dir>/generation. */
+
+static char *generation_path(const struct agent *a)
+{
+    return xasprintf("%s/generation", a->cfg.state_dir);
+}
+
+static long long generation_read(const struct agent *a)
+{
+    AUTOFREE char *path = generation_path(a);
+    AUTOFREE char *text = file_read_all(path, 64, NULL, NULL);
+    char *end = NULL;
+    long long g = text ? strtoll(text, &end, 10) : 0;
+    return text && end != text && g >= 0 ? g : 0;
+}
+
+static int h_host_generation(const struct http_request *req, struct http_response *resp,
+                             void *opaque, struct error **errp)
+{
+    struct agent *a = opaque;
+    static const char *const keys[] = { "generation", NULL };
+    unsigned long long g = 0;
+    if (!req->body)
+        return error_set(errp, ERR_INVALID_ARG, "a body {\"generation\": N} is required");
+    if (json_check_keys(req->body, keys, "", errp) < 0 ||
+        json_get_uint(req->body, "generation", "", true, 0, (1ULL << 62), &g, errp) < 0)
+        return -1;
+    AUTOFREE char *path = generation_path(a);
+    AUTOFREE char *text = xasprintf("%llu\n", g);
+    if (file_write_atomic(path, text, strlen(text), 0600, errp) < 0)
+        return -1;
+    reply(resp, 200, json_pack("{s:I}", "applied_generation", (json_int_t) g));
+    return 0;
+}
+
 static int h_host_stats(const struct http_request *req, struct http_response *resp,
                         void *opaque, struct error **errp)
 {
@@ -99,6 +140,7 @@ static int h_host_stats(const struct http_request *req, struct http_response *re
     agent_vm_list_free(a, vms, n);
     json_object_set_new(j, "vms_defined", json_integer((json_int_t) n));
     json_object_set_new(j, "vms_running", json_integer((json_int_t) running));
+    json_object_set_new(j, "applied_generation", json_integer((json_int_t) generation_read(a)));
     reply(resp, 200, j);
     return 0;
 }
@@ -537,6 +579,7 @@ static const struct http_route core_routes[] = {
     { "GET", "/v1/version", h_version },
     { "GET", "/v1/host", h_host },
     { "GET", "/v1/host/stats", h_host_stats },
+    { "PUT", "/v1/host/generation", h_host_generation },
     { "GET", "/v1/events", h_events },
     { "PUT", "/v1/log-level", h_log_level },
     { "GET", "/v1/vms", h_vm_list },

@@ -8,7 +8,9 @@
  * zeroing, secure delete, merges, migrations) answer 202 with an agent job
  * (jobs.h).  A volume's record carries its state: an operation moves it from
  * "ready" to what it is doing and back, under st->lock, so two operations on
- * one volume never overlap. */
+ * one volume never overlap.  A full copy ("source") only reads its source:
+ * st->copying counts the copies reading each volume, and while one runs the
+ * source refuses every state change (vol_begin) and its VMs refuse to start. */
 #define LOG_MODULE "storage"
 #include "agent/storage_api.h"
 
@@ -218,6 +220,24 @@ static char *volume_children(const struct datastore *ds, const char *vol)
     return kids;
 }
 
+/* ---- copies in progress: "ds/vol" -> how many copies read it ---------------- */
+
+bool storage_volume_copying_locked(struct storage *st, const char *ds, const char *vol)
+{
+    AUTOFREE char *key = xasprintf("%s/%s", ds, vol);
+    return json_integer_value(json_object_get(st->copying, key)) > 0;
+}
+
+static void copy_count(struct storage *st, const char *ds, const char *vol, int delta)
+{
+    AUTOFREE char *key = xasprintf("%s/%s", ds, vol);
+    json_int_t n = json_integer_value(json_object_get(st->copying, key)) + delta;
+    if (n > 0)
+        json_object_set_new(st->copying, key, json_integer(n));
+    else
+        json_object_del(st->copying, key);
+}
+
 /* Moves volume 'name' from state 'from' (NULL: "ready") to 'to', atomically
  * with respect to other operations.  Returns the record (caller frees). */
 static struct volume *vol_begin(struct agent *a, const struct datastore *ds, const char *name,
@@ -225,6 +245,11 @@ static struct volume *vol_begin(struct agent *a, const struct datastore *ds, con
 {
     struct storage *st = storage_of(a);
     pthread_mutex_lock(&st->lock);
+    if (storage_volume_copying_locked(st, ds->name, name)) {
+        pthread_mutex_unlock(&st->lock);
+        error_set(errp, ERR_BAD_STATE, "volume '%s' is being copied", name);
+        return NULL;
+    }
     struct volume *v = volume_load(ds->path, name, errp);
     if (v && strcmp(v->state, from ? from : "ready")) {
         error_set(errp, ERR_BAD_STATE, "volume '%s' is %s", name, v->state);
@@ -592,6 +617,329 @@ static int import_volume(struct agent *a, const struct datastore *ds, struct vol
     return 0;
 }
 
+/* ---- full copy ---------------------------------------------------------------- */
+
+struct copy_job {
+    struct agent *a;
+    struct datastore *sds, *tds;
+    struct volume *v;                /* the new volume, recorded "creating" */
+    char *source;                    /* the source volume's name */
+    char *src_path;                  /* the source's active layer (top of its chain) */
+    enum disk_format src_fmt;
+};
+
+static void copy_job_free(void *p)
+{
+    struct copy_job *c = p;
+    datastore_free(c->sds);
+    datastore_free(c->tds);
+    volume_free(c->v);
+    free(c->source);
+    free(c->src_path);
+    free(c);
+}
+
+static enum image_prealloc copy_prealloc(const struct volume *v)
+{
+    return v->prov == VOLUME_THICK_EAGER  ? IMAGE_PREALLOC_FULL
+           : v->prov == VOLUME_THICK_LAZY ? IMAGE_PREALLOC_FALLOC
+                                          : IMAGE_PREALLOC_OFF;
+}
+
+static void copy_release(struct copy_job *c)
+{
+    struct storage *st = storage_of(c->a);
+    pthread_mutex_lock(&st->lock);
+    copy_count(st, c->sds->name, c->source, -1);
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* The copy: qemu-img convert of the source's whole chain into
+ * "<target>.part" (explicit -f/-O, progress), renamed when complete; a
+ * failure or cancel removes the part and the record. */
+static int job_copy(struct agent_job *job, void *arg, struct error **errp)
+{
+    struct copy_job *c = arg;
+    struct storage_progress sp = { .job = job };
+    struct image_progress p;
+    storage_progress_init(&p, &sp, 0, 99);
+    AUTOFREE char *dst = volume_root_path(c->tds->path, c->v);
+    AUTOFREE char *part = xasprintf("%s.part", dst);
+    long long t0 = storage_wall_ms();
+    AUTOCOMMAND struct command *cmd = image_cmd_convert(c->src_path, c->src_fmt, part,
+                                                        c->v->format, copy_prealloc(c->v));
+    int r = image_run_long(cmd, &p, errp);
+    if (r == 0 && rename(part, dst) < 0)
+        r = error_set_errno(errp, ERR_IO, errno, "cannot rename '%s'", part);
+    if (r < 0) {
+        unlink(part);
+        volume_remove_record(c->tds->path, c->v->name, NULL);
+        copy_release(c);
+        return -1;
+    }
+    vol_set_state(c->a, c->tds, c->v, "ready");
+    copy_release(c);
+    long long ms = storage_wall_ms() - t0;
+    agent_job_set_result(job, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "volume",
+                                        c->v->name, "datastore", c->tds->name, "source",
+                                        c->source, "source_datastore", c->sds->name, "path", dst,
+                                        "capacity", (json_int_t) c->v->capacity, "elapsed_ms",
+                                        (json_int_t) ms));
+    agent_event(c->a, NULL, "volume-created",
+                json_pack("{s:s, s:s, s:s, s:s}", "datastore", c->tds->name, "volume",
+                          c->v->name, "source", c->source, "source_datastore", c->sds->name));
+    return 0;
+}
+
+/* The file a copy of 'src' reads: the layer a VM definition names (the top
+ * of the volume's chain), else the volume's only file.  Sets '*fmt'. */
+static char *copy_source_layer(struct agent *a, const struct datastore *ds,
+                               const struct volume *src, enum disk_format *fmt,
+                               struct error **errp)
+{
+    size_t n;
+    struct vm **vms = agent_vm_list(a, &n);
+    char *path = NULL;
+    for (size_t i = 0; i < n && !path; i++) {
+        pthread_mutex_lock(&vms[i]->lock);
+        for (size_t k = 0; k < vms[i]->def->n_disks && !path; k++) {
+            const struct vm_disk *d = &vms[i]->def->disks[k];
+            AUTOFREE char *name = volume_name_of_file(ds->path, d->path);
+            if (name && !strcmp(name, src->name)) {
+                path = xstrdup(d->path);
+                *fmt = d->format;
+            }
+        }
+        pthread_mutex_unlock(&vms[i]->lock);
+    }
+    agent_vm_list_free(a, vms, n);
+    if (path)
+        return path;
+    AUTOSTRV char **files = volume_files(ds->path, src->name);
+    if (strv_len(files) > 1)
+        return error_set_field(errp, ERR_BAD_STATE, "source",
+                               "volume '%s' has snapshot layers but no VM names its top one",
+                               src->name), NULL;
+    *fmt = src->format;
+    return volume_root_path(ds->path, src);
+}
+
+/* POST .../volumes {"name", "source", "source_datastore"?, "format"?,
+ * "provisioning"?, "type"?, "mode"?}: a standalone copy (chain flattened). */
+static int vol_copy(struct agent *a, struct datastore *ds, const json_t *body,
+                    struct http_response *resp, struct error **errp)
+{
+    static const char *const keys[] = { "name", "source", "source_datastore", "format",
+                                        "provisioning", "type", "mode", NULL };
+    const char *name = NULL, *source = NULL, *sds_name = NULL;
+    if (json_check_keys(body, keys, "", errp) < 0
+        || json_get_string(body, "name", "", true, &name, errp) < 0
+        || storage_name_validate(name, "volume", "name", errp) < 0
+        || json_get_string(body, "source", "", true, &source, errp) < 0
+        || storage_name_validate(source, "volume", "source", errp) < 0
+        || json_get_string(body, "source_datastore", "", false, &sds_name, errp) < 0
+        || (sds_name && storage_name_validate(sds_name, "datastore", "source_datastore",
+                                              errp) < 0))
+        return -1;
+    struct storage *st = storage_of(a);
+    struct datastore *sds = sds_name ? storage_ds_get(a, sds_name, "source_datastore", errp)
+                                     : ds_copy(ds);
+    if (!sds)
+        return -1;
+    int ret = -1;
+    struct volume *src = NULL, *v = NULL;
+    AUTOFREE char *src_path = NULL;
+    AUTOFREE char *active = NULL;
+    AUTOJSON json_t *req = NULL;
+    AUTOFREE char *target = NULL;
+    enum disk_format src_fmt = DISK_FORMAT_QCOW2;
+    bool held = false, saved = false;
+    src = volume_load(sds->path, source, errp);
+    if (!src) {
+        if (errp && *errp && (*errp)->field && !strcmp((*errp)->field, "volume")) {
+            free((*errp)->field);
+            (*errp)->field = xstrdup("source");
+        }
+        goto out;
+    }
+    active = storage_volume_users(a, sds, src->name, true);
+    if (active) {
+        error_set_field(errp, ERR_BAD_STATE, "source",
+                        "volume '%s' is in use by running VM %s: stop it first", src->name,
+                        active);
+        goto out;
+    }
+    src_path = copy_source_layer(a, sds, src, &src_fmt, errp);
+    if (!src_path)
+        goto out;
+    /* The new volume: the source's settings unless the body says otherwise. */
+    req = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s}", "name", name, "capacity",
+                    (json_int_t) src->capacity, "format", disk_format_to_string(src->format),
+                    "provisioning", volume_prov_to_string(src->prov), "type",
+                    volume_type_to_string(src->type), "mode", volume_mode_to_string(src->mode));
+    static const char *const copied[] = { "format", "provisioning", "type", "mode" };
+    for (size_t i = 0; i < ARRAY_SIZE(copied); i++) {
+        json_t *x = json_object_get(body, copied[i]);
+        if (x)
+            json_object_set(req, copied[i], x);
+    }
+    bool import = false;
+    v = volume_from_request(req, &import, errp);
+    if (!v || datastore_check_alloc(ds, v->capacity, v->prov != VOLUME_THIN, "provisioning",
+                                    errp) < 0)
+        goto out;
+    /* Reserve the name and hold the source, atomically with other operations. */
+    pthread_mutex_lock(&st->lock);
+    {
+        AUTOERROR struct error *e = NULL;
+        struct volume *old = volume_load(ds->path, v->name, &e);
+        struct volume *now = volume_load(sds->path, src->name, NULL);
+        if (old)
+            error_set_field(errp, ERR_CONFLICT, "name", "volume '%s' already exists in '%s'",
+                            v->name, ds->name);
+        else if (!now || strcmp(now->state, "ready"))
+            error_set_field(errp, ERR_BAD_STATE, "source", "volume '%s' is %s", src->name,
+                            now ? now->state : "gone");
+        else if (volume_save(ds->path, v, errp) == 0) {
+            saved = true;
+            copy_count(st, sds->name, src->name, +1);
+            held = true;
+        }
+        volume_free(old);
+        volume_free(now);
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (!held)
+        goto out;
+    struct copy_job *c = xzalloc(sizeof *c);
+    c->a = a;
+    c->sds = ds_copy(sds);
+    c->tds = ds_copy(ds);
+    c->v = volume_copy(v);
+    c->source = xstrdup(src->name);
+    c->src_path = steal_pointer(&src_path);
+    c->src_fmt = src_fmt;
+    target = xasprintf("%s/%s", ds->name, v->name);
+    json_t *job = agent_job_start(a, "volume-copy", target, job_copy, c, copy_job_free, errp);
+    if (!job) {
+        pthread_mutex_lock(&st->lock);
+        copy_count(st, sds->name, src->name, -1);
+        pthread_mutex_unlock(&st->lock);
+        goto out;
+    }
+    saved = false;
+    resp->status = 202;
+    resp->body = job;
+    ret = 0;
+out:
+    if (saved)
+        volume_remove_record(ds->path, v->name, NULL);
+    volume_free(src);
+    volume_free(v);
+    datastore_free(sds);
+    return ret;
+}
+
+/* ---- in-place wipe ------------------------------------------------------------- */
+
+/* Every allocated extent of the volume's file overwritten with zeros in
+ * place and synced (the secure-delete pass); a qcow2 image (whose metadata
+ * went with it) is then made again, empty, with the same name, format,
+ * capacity and provisioning (a linked clone again on its base). */
+static int job_wipe(struct agent_job *job, void *arg, struct error **errp)
+{
+    struct vol_job *j = arg;
+    struct storage_progress sp = { .job = job };
+    struct image_progress p;
+    storage_progress_init(&p, &sp, 0, j->v->format == DISK_FORMAT_QCOW2 ? 90 : 99);
+    AUTOFREE char *root = volume_root_path(j->ds->path, j->v);
+    unsigned long long wiped = 0;
+    long long t0 = storage_wall_ms();
+    if (image_wipe(root, &p, &wiped, errp) < 0)
+        return -1;      /* left "wiping": POST .../wipe again finishes it */
+    long long ms = storage_wall_ms() - t0;
+    if (j->v->format == DISK_FORMAT_QCOW2) {
+        struct image_progress rest;
+        storage_progress_init(&rest, &sp, 90, 99);
+        struct volume *base = j->v->base ? volume_load(j->ds->path, j->v->base, errp) : NULL;
+        if (j->v->base && !base)
+            return -1;
+        int r = unlink(root) < 0 && errno != ENOENT
+                    ? error_set_errno(errp, ERR_IO, errno, "cannot remove '%s'", root)
+                : base ? volume_create_clone(j->ds->path, j->v, base, errp)
+                       : volume_create_files(j->ds->path, j->v, &rest, errp);
+        volume_free(base);
+        if (r < 0)
+            return -1;
+    }
+    vol_set_state(j->a, j->ds, j->v, "ready");
+    agent_job_set_result(job, json_pack("{s:s, s:s, s:I, s:I, s:f}", "volume", j->v->name,
+                                        "datastore", j->ds->name, "wiped_bytes",
+                                        (json_int_t) wiped, "wipe_ms", (json_int_t) ms,
+                                        "mib_per_s",
+                                        ms > 0 ? (double) wiped / 1048576.0 * 1000.0 / ms : 0.0));
+    agent_event(j->a, NULL, "volume-wiped",
+                json_pack("{s:s, s:s, s:I}", "datastore", j->ds->name, "volume", j->v->name,
+                          "wiped_bytes", (json_int_t) wiped));
+    return 0;
+}
+
+static int h_vol_wipe(const struct http_request *req, struct http_response *resp,
+                      void *opaque, struct error **errp)
+{
+    struct agent *a = opaque;
+    static const char *const keys[] = { NULL };
+    if (req->body && json_check_keys(req->body, keys, "", errp) < 0)
+        return -1;
+    struct datastore *ds = NULL;
+    struct volume *cur = req_vol(a, req, &ds, errp);
+    if (!cur)
+        return -1;
+    int ret = -1;
+    struct volume *v = NULL;
+    AUTOFREE char *active = storage_volume_users(a, ds, cur->name, true);
+    AUTOFREE char *kids = volume_children(ds, cur->name);
+    AUTOSTRV char **files = volume_files(ds->path, cur->name);
+    AUTOFREE char *target = NULL;
+    if (active) {
+        error_set(errp, ERR_BAD_STATE, "volume '%s' is in use by running VM %s", cur->name,
+                  active);
+        goto out;
+    }
+    if (kids || cur->readonly) {
+        error_set(errp, ERR_BAD_STATE, "volume '%s' is read-only (a base%s%s)", cur->name,
+                  kids ? " of " : "", kids ? kids : "");
+        goto out;
+    }
+    if (strv_len(files) > 1) {
+        error_set(errp, ERR_BAD_STATE, "volume '%s' has snapshot layers: delete the snapshots "
+                  "first", cur->name);
+        goto out;
+    }
+    v = vol_begin(a, ds, cur->name, !strcmp(cur->state, "wiping") ? "wiping" : NULL, "wiping",
+                  errp);
+    if (!v)
+        goto out;
+    struct vol_job *j = xzalloc(sizeof *j);
+    j->a = a;
+    j->ds = ds_copy(ds);
+    j->v = volume_copy(v);
+    target = xasprintf("%s/%s", ds->name, v->name);
+    json_t *job = agent_job_start(a, "volume-wipe", target, job_wipe, j, vol_job_free, errp);
+    if (!job) {
+        vol_set_state(a, ds, v, "ready");
+        goto out;
+    }
+    resp->status = 202;
+    resp->body = job;
+    ret = 0;
+out:
+    volume_free(v);
+    volume_free(cur);
+    datastore_free(ds);
+    return ret;
+}
+
 static int h_vol_create(const struct http_request *req, struct http_response *resp,
                         void *opaque, struct error **errp)
 {
@@ -600,6 +948,11 @@ static int h_vol_create(const struct http_request *req, struct http_response *re
     struct datastore *ds = req_ds(a, req, errp);
     if (!ds)
         return -1;
+    if (json_is_object(req->body) && json_object_get(req->body, "source")) {
+        int r = vol_copy(a, ds, req->body, resp, errp);
+        datastore_free(ds);
+        return r;
+    }
     int ret = -1;
     struct volume *base = NULL;
     struct volume *v = volume_from_request(req->body, &import, errp);
@@ -1269,6 +1622,7 @@ static const struct http_route storage_routes[] = {
     { "DELETE", "/v1/datastores/{datastore}/volumes/{volume}", h_vol_delete },
     { "POST", "/v1/datastores/{datastore}/volumes/{volume}/resize", h_vol_resize },
     { "POST", "/v1/datastores/{datastore}/volumes/{volume}/migrate", h_vol_migrate },
+    { "POST", "/v1/datastores/{datastore}/volumes/{volume}/wipe", h_vol_wipe },
     { "GET", "/v1/vms/{name}/storage", h_vm_storage },
     { "GET", "/v1/vms/{name}/snapshots", h_snap_list },
     { "POST", "/v1/vms/{name}/snapshots", h_snap_create },
@@ -1485,6 +1839,7 @@ static int storage_pre_recover(struct agent *a, struct error **errp)
     st->heartbeat = json_object();
     st->nonpersistent = json_object();
     st->io_paused = json_object();
+    st->copying = json_object();
     host_identity(a, st);
     st->ds = datastore_load_all(a->cfg.state_dir, &st->n_ds);
     for (size_t i = 0; i < st->n_ds; i++) {
@@ -1516,6 +1871,12 @@ static void recover_volumes(struct agent *a)
                                       v[k]->name));
             } else if (!strcmp(v[k]->state, "resizing") || !strcmp(v[k]->state, "migrating")) {
                 vol_set_state(a, st->ds[i], v[k], "ready");
+            } else if (!strcmp(v[k]->state, "wiping")) {
+                LOG_WARN("volume '%s/%s' was being wiped; POST .../wipe again to finish",
+                         st->ds[i]->name, v[k]->name);
+                agent_event(a, NULL, "volume-wipe-interrupted",
+                            json_pack("{s:s, s:s}", "datastore", st->ds[i]->name, "volume",
+                                      v[k]->name));
             } else if (!strcmp(v[k]->state, "deleting")) {
                 LOG_WARN("volume '%s/%s' was being deleted; DELETE it again to finish",
                          st->ds[i]->name, v[k]->name);
@@ -1564,6 +1925,7 @@ static void storage_fini(struct agent *a)
     json_decref(st->heartbeat);
     json_decref(st->nonpersistent);
     json_decref(st->io_paused);
+    json_decref(st->copying);
     free(st->hostname);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->cond);

@@ -7,11 +7,17 @@
  *   POST   /api/v1/hosts                public, authenticated by the one-time join
  *                                       token in the body: the host joins and gets
  *                                       its agent certificate (hosts.h)
- *   DELETE /api/v1/hosts/{id}           administrator: forget a host
+ *   DELETE /api/v1/hosts/{id}           administrator: forget a host (409 while it has
+ *                                       VMs); its certificate is revoked
+ *   GET    /api/v1/ca/crl               viewer: the CRL (PEM) for the agents' --tls-crl
  *
  * Neighbours: api.c (dispatch, helpers), hosts.c (join), inventory.c. */
 #define LOG_MODULE "api"
 #include "manager/api.h"
+
+#include <string.h>
+
+#include "manager/ca.h"
 #include "manager/hosts.h"
 #include "util/json_util.h"
 #include "util/mem.h"
@@ -84,16 +90,81 @@ static int h_host_join(struct api_call *c, struct http_response *resp, struct er
     return api_reply(resp, 201, reply);
 }
 
+/* Forgets a host: refused while VMs are recorded on it; its agent
+ * certificate is revoked (listed in the CRL) in the same transaction. */
 static int h_host_delete(struct api_call *c, struct http_response *resp, struct error **errp)
 {
     const char *ref = api_ref(c, 0, "id", errp);
     if (!ref || api_query_check(c, NULL, errp) < 0)
         return -1;
     AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_WRITE, errp);
-    if (!t || inv_delete(t, &inv_hosts, ref, api_actor(c), errp) < 0 ||
+    char id[UUID_STRLEN + 1];
+    if (!t || inv_resolve(t, &inv_hosts, ref, NULL, id, errp) < 0)
+        return -1;
+    AUTOFREE char *name = NULL, *serial = NULL;
+    {
+        AUTOSTMT struct store_stmt *st = store_query(
+            t, "SELECT name, cert_serial, (SELECT COUNT(*) FROM vms v WHERE v.host_id = hosts.id) "
+               "FROM hosts WHERE id = ?", STORE_ARGS(SV_TEXT(id)), errp);
+        if (!st || store_step(st, errp) <= 0)
+            return -1;
+        name = xstrdup(store_col_text(st, 0));
+        serial = store_col_is_null(st, 1) ? NULL : xstrdup(store_col_text(st, 1));
+        if (store_col_int(st, 2) > 0)
+            return error_set(errp, ERR_CONFLICT,
+                             "host '%s' still has %lld VM(s): move or delete them first", name,
+                             (long long) store_col_int(st, 2));
+    }
+    if (serial && store_exec(t, "INSERT INTO revoked_certs (serial, host_name, revoked_at) "
+                                "VALUES (?, ?, ?) ON CONFLICT (serial) DO NOTHING",
+                             STORE_ARGS(SV_TEXT(serial), SV_TEXT(name),
+                                        SV_INT(store_now_ms())), errp) < 0)
+        return -1;
+    if (inv_delete(t, &inv_hosts, id, api_actor(c), errp) < 0 ||
         manager_commit(c->m, steal_pointer(&t), errp) < 0)
         return -1;
     resp->status = 204;
+    return 0;
+}
+
+/* The CRL of the agent certificates of deleted hosts (PEM), for the agents'
+ * --tls-crl.  Made afresh on every call (valid 30 days). */
+static int h_ca_crl(struct api_call *c, struct http_response *resp, struct error **errp)
+{
+    if (api_query_check(c, NULL, errp) < 0)
+        return -1;
+    if (!c->m->ca)
+        return error_set(errp, ERR_UNSUPPORTED, "this manager has no certificate authority");
+    char **serials = NULL;
+    size_t n = 0;
+    {
+        AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
+        AUTOSTMT struct store_stmt *st = t ? store_query(
+            t, "SELECT serial FROM revoked_certs ORDER BY revoked_at, serial", STORE_NO_ARGS,
+            errp) : NULL;
+        if (!st)
+            return -1;
+        int r;
+        while ((r = store_step(st, errp)) > 0) {
+            serials = xrealloc(serials, (n + 2) * sizeof *serials);
+            serials[n++] = xstrdup(store_col_text(st, 0));
+            serials[n] = NULL;
+        }
+        if (r < 0) {
+            strv_free(serials);
+            return -1;
+        }
+    }
+    if (!serials)
+        serials = xcalloc(1, sizeof *serials);
+    char *crl = ca_crl(c->m->ca, (const char *const *) serials, 0, errp);
+    strv_free(serials);
+    if (!crl)
+        return -1;
+    resp->status = 200;
+    resp->content_type = "application/x-pem-file";
+    resp->raw_len = strlen(crl);
+    resp->raw = crl;
     return 0;
 }
 
@@ -103,5 +174,6 @@ const struct api_route api_host_routes[] = {
     { "DELETE", "/api/v1/join-tokens/{id}", API_ADMIN, h_join_token_delete },
     { "POST", "/api/v1/hosts", API_PUBLIC, h_host_join },
     { "DELETE", "/api/v1/hosts/{id}", API_ADMIN, h_host_delete },
+    { "GET", "/api/v1/ca/crl", API_VIEWER, h_ca_crl },
     { NULL, NULL, API_DENY, NULL },
 };

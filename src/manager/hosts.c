@@ -1,14 +1,18 @@
 /* hosts.c - see hosts.h: join tokens, enrollment with a certificate from
  * the manager's CA, and the monitor that keeps in touch with every agent.
  *
- * The monitor speaks to agents with http_client over mutual TLS: the
- * manager's client certificate (CN "strata-manager", ca.c), the CA pinned,
- * and the agent's certificate checked for the host's name (server_name)
- * while connecting to its recorded address.  No transaction is open while
- * an agent is called.
+ * The monitor speaks to agents through agent_client.h (mutual TLS: the
+ * manager's client certificate, the CA pinned, the agent's certificate
+ * checked for the host's name).  Every round checks all hosts at once, one
+ * thread per host; each heartbeat records the agent's /v1/host/stats
+ * (hosts.stats, stats_at) and its applied generation, refreshes datastore
+ * usage, re-pushes the host's datastores and networks when it reconnects or
+ * is behind its desired generation (resources.h), then lets the VM code
+ * bring its records in line (vms_host_sync()).  No transaction is open
+ * while an agent is called.
  *
- * Neighbours: ca.c, http/http_client.c, inventory.c (kinds, names),
- * events.c, api_hosts.c (routes). */
+ * Neighbours: ca.c, agent_client.c, resources.c, vms.c, inventory.c (kinds,
+ * names), events.c, api_hosts.c (routes). */
 #define LOG_MODULE "hosts"
 #include "manager/hosts.h"
 
@@ -19,19 +23,20 @@
 #include <time.h>
 
 #include "http/http_client.h"
+#include "manager/agent_client.h"
 #include "manager/auth.h"
 #include "manager/ca.h"
 #include "manager/events.h"
 #include "manager/inventory.h"
 #include "manager/manager.h"
+#include "manager/resources.h"
+#include "manager/vms.h"
 #include "util/json_util.h"
 #include "util/log.h"
 #include "util/mem.h"
 
 #define MAX_ADDRESSES 16
 #define CSR_MAX (16 * 1024)
-#define AGENT_CONNECT_MS 2000
-#define AGENT_TIMEOUT_MS 5000
 
 /* ---- join tokens -------------------------------------------------------- */
 
@@ -227,6 +232,7 @@ struct host_row {
     char *name, *address, *state;
     long port;
     bool has_facts;
+    int64_t desired;
 };
 
 static void host_rows_free(struct host_row *rows, size_t n)
@@ -243,7 +249,8 @@ static struct host_row *hosts_read(struct manager *m, size_t *n, struct error **
 {
     AUTOTXN struct store_txn *t = store_begin(m->store, STORE_READ, errp);
     AUTOSTMT struct store_stmt *st = t ? store_query(
-        t, "SELECT id, name, address, port, state, facts IS NOT NULL FROM hosts ORDER BY name",
+        t, "SELECT id, name, address, port, state, facts IS NOT NULL, desired_generation "
+           "FROM hosts ORDER BY name",
         STORE_NO_ARGS, errp) : NULL;
     if (!st)
         return NULL;
@@ -259,6 +266,7 @@ static struct host_row *hosts_read(struct manager *m, size_t *n, struct error **
         h->port = (long) store_col_int(st, 3);
         h->state = xstrdup(store_col_text(st, 4));
         h->has_facts = store_col_int(st, 5) != 0;
+        h->desired = store_col_int(st, 6);
     }
     if (r < 0) {
         host_rows_free(rows, count);
@@ -268,43 +276,40 @@ static struct host_row *hosts_read(struct manager *m, size_t *n, struct error **
     return rows ? rows : xzalloc(sizeof *rows);
 }
 
-/* Calls the agent of 'h': heartbeat, and facts when missing or reconnecting.
- * '*facts' gets a new reference when read. */
-static int agent_check(struct manager *m, const struct host_row *h, bool want_facts,
-                       json_t **facts, struct error **errp)
+/* The heartbeat: the agent's statistics ('*stats') and, when wanted, its
+ * facts ('*facts'); new references. */
+static int agent_check(struct agent_conn *a, bool want_facts, json_t **stats, json_t **facts,
+                       struct error **errp)
 {
-    struct http_client_config cc = {
-        .host = h->address, .port = (unsigned short) h->port, .server_name = h->name,
-        .ca_file = ca_cert_file(m->ca), .cert_file = ca_client_cert_file(m->ca),
-        .key_file = ca_client_key_file(m->ca), .connect_timeout_ms = AGENT_CONNECT_MS,
-        .timeout_ms = AGENT_TIMEOUT_MS,
-    };
-    AUTOHTTPCLIENT struct http_client *c = http_client_new(&cc, errp);
-    if (!c)
+    if (agent_call(a, "GET", "/v1/host/stats", NULL, NULL, stats, errp) < 0)
         return -1;
-    AUTOJSON json_t *stats = NULL;
-    if (http_client_request(c, "GET", "/v1/host/stats", NULL, NULL, &stats, errp) < 0)
-        return -1;
-    if (want_facts && http_client_request(c, "GET", "/v1/host", NULL, NULL, facts, errp) < 0)
+    if (want_facts && agent_call(a, "GET", "/v1/host", NULL, NULL, facts, errp) < 0)
         return -1;
     return 0;
 }
 
 static int record(struct manager *m, const struct host_row *h, bool up, const json_t *facts,
-                  const char *why, struct error **errp)
+                  const json_t *stats, const char *why, struct error **errp)
 {
     bool maint = !strcmp(h->state, "maintenance");
     const char *state = maint ? "maintenance" : up ? "connected" : "disconnected";
     bool changed = !maint && strcmp(state, h->state) != 0;
     AUTOFREE char *facts_text = facts ? json_to_string(facts) : NULL;
+    AUTOFREE char *stats_text = stats ? json_to_string(stats) : NULL;
+    json_t *applied = json_object_get(stats, "applied_generation");
     int64_t now = store_now_ms();
     AUTOTXN struct store_txn *t = store_begin(m->store, STORE_WRITE, errp);
     if (!t)
         return -1;
     if (up) {
         if (store_exec(t, "UPDATE hosts SET state = ?, last_seen_at = ?, "
-                          "facts = COALESCE(?, facts), updated_at = ? WHERE id = ?",
+                          "facts = COALESCE(?, facts), stats = ?, stats_at = ?, "
+                          "applied_generation = COALESCE(?, applied_generation), "
+                          "updated_at = ? WHERE id = ?",
                        STORE_ARGS(SV_TEXT(state), SV_INT(now), SV_TEXT(facts_text),
+                                  SV_TEXT(stats_text), SV_INT(now),
+                                  json_is_integer(applied) ? SV_INT(json_integer_value(applied))
+                                                           : SV_NULL,
                                   SV_INT(now), SV_TEXT(h->id)), errp) < 0)
             return -1;
     } else if (changed) {
@@ -323,7 +328,57 @@ static int record(struct manager *m, const struct host_row *h, bool up, const js
         if (event_append(t, &e, errp) < 0)
             return -1;
     }
-    return manager_commit(m, steal_pointer(&t), errp);
+    /* Only state changes wake the event long polls. */
+    return changed ? manager_commit(m, steal_pointer(&t), errp)
+                   : store_commit(steal_pointer(&t), errp);
+}
+
+/* One host's heartbeat, on its own thread: the call, the record, then (when
+ * it answered) datastore usage, the re-push of its share when it
+ * reconnected or is behind the desired generation, and the VM sync. */
+struct poll_job {
+    struct manager *m;
+    const struct host_row *h;
+    pthread_t thread;
+    bool started, up;
+};
+
+static void *poll_host(void *arg)
+{
+    struct poll_job *j = arg;
+    struct manager *m = j->m;
+    const struct host_row *h = j->h;
+    bool reconnected = !strcmp(h->state, "disconnected") || !h->has_facts;
+    bool want_facts = reconnected || strcmp(h->state, "connected") != 0;
+    AUTOJSON json_t *facts = NULL, *stats = NULL;
+    AUTOERROR struct error *err = NULL;
+    AUTOAGENT struct agent_conn *a = agent_connect(m, h->id, true, &err);
+    bool up = a && agent_check(a, want_facts, &stats, &facts, &err) == 0;
+    if (!up)
+        LOG_RL(LOG_LEVEL_INFO, "host '%s' (%s:%ld) not reachable: %s", h->name, h->address,
+               h->port, err->message);
+    AUTOERROR struct error *werr = NULL;
+    if (record(m, h, up, facts, stats, up ? NULL : err->message, &werr) < 0) {
+        LOG_RL_WARN("cannot record the state of host '%s': %s", h->name, werr->message);
+        up = false;
+    }
+    j->up = up;
+    if (!up)
+        return NULL;
+    res_host_usage(m, a);
+    json_t *applied = json_object_get(stats, "applied_generation");
+    int64_t have = json_is_integer(applied) ? json_integer_value(applied) : -1;
+    if (reconnected || have < h->desired) {
+        AUTOERROR struct error *rerr = NULL;
+        if (res_host_resync(m, a, h->desired, &rerr) < 0)
+            LOG_RL_WARN("host '%s': re-applying its datastores and networks: %s", h->name,
+                        rerr->message);
+        else
+            LOG_INFO("host '%s': datastores and networks applied (generation %lld)", h->name,
+                     (long long) h->desired);
+    }
+    vms_host_sync(m, h->id, a, reconnected);
+    return NULL;
 }
 
 int host_monitor_poll(struct manager *m, struct error **errp)
@@ -334,21 +389,21 @@ int host_monitor_poll(struct manager *m, struct error **errp)
     struct host_row *rows = hosts_read(m, &n, errp);
     if (!rows)
         return -1;
+    /* Every host at once (one thread each), so a slow host delays no other. */
+    struct poll_job *jobs = xcalloc(n + 1, sizeof *jobs);
+    for (size_t i = 0; i < n; i++) {
+        jobs[i] = (struct poll_job) { .m = m, .h = &rows[i] };
+        jobs[i].started = pthread_create(&jobs[i].thread, NULL, poll_host, &jobs[i]) == 0;
+        if (!jobs[i].started)
+            poll_host(&jobs[i]);
+    }
     int reached = 0;
     for (size_t i = 0; i < n; i++) {
-        struct host_row *h = &rows[i];
-        bool want_facts = !h->has_facts || strcmp(h->state, "connected") != 0;
-        AUTOJSON json_t *facts = NULL;
-        AUTOERROR struct error *err = NULL;
-        bool up = agent_check(m, h, want_facts, &facts, &err) == 0;
-        if (!up)
-            LOG_RL(LOG_LEVEL_INFO, "host '%s' (%s:%ld) not reachable: %s", h->name, h->address,
-                   h->port, err->message);
-        AUTOERROR struct error *werr = NULL;
-        if (record(m, h, up, facts, up ? NULL : err->message, &werr) < 0)
-            LOG_RL_WARN("cannot record the state of host '%s': %s", h->name, werr->message);
-        reached += up;
+        if (jobs[i].started)
+            pthread_join(jobs[i].thread, NULL);
+        reached += jobs[i].up;
     }
+    free(jobs);
     host_rows_free(rows, n);
     return reached;
 }

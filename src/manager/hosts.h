@@ -18,12 +18,18 @@
  * A token that is unknown, expired or already used is refused (401) and a
  * refused join changes nothing (the token stays unused).
  *
- * The monitor polls every host: GET /v1/host/stats is the heartbeat;
- * success records last_seen_at and 'connected', failure 'disconnected'
- * (a host in maintenance keeps that state); each transition is an event.
+ * The monitor polls every host, all at once (one thread per host per
+ * round): GET /v1/host/stats is the heartbeat; success records last_seen_at,
+ * the statistics (hosts.stats) and the agent's applied generation, and
+ * 'connected', failure 'disconnected' (a host in maintenance keeps that
+ * state); each transition is an event.  After a successful heartbeat the
+ * monitor refreshes datastore usage, re-pushes the host's datastores and
+ * networks when it reconnected or is behind its desired generation
+ * (resources.h: res_host_resync) and calls vms_host_sync() (vms.h).
  *
- * Neighbours: ca.h (certificates), api_hosts.c (routes), manager.c (owns the
- * monitor), store.h (tables hosts, join_tokens). */
+ * Neighbours: ca.h (certificates), agent_client.h (calls), resources.h,
+ * vms.h, api_hosts.c (routes), manager.c (owns the monitor), store.h (tables
+ * hosts, join_tokens). */
 #ifndef STRATA_MANAGER_HOSTS_H
 #define STRATA_MANAGER_HOSTS_H
 

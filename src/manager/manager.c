@@ -10,6 +10,7 @@
 #include "manager/auth.h"
 #include "manager/ca.h"
 #include "manager/hosts.h"
+#include "manager/vms.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -30,14 +31,19 @@ struct manager *manager_open(const struct manager_config *cfg, struct error **er
     pthread_cond_init(&m->change_cond, &ca);
     pthread_condattr_destroy(&ca);
 
+    /* The CA before the task engine: tasks resumed or rolled back at start
+     * call agents. */
     if (auth_bootstrap_admin(s, cfg->admin_password, NULL, errp) < 0 ||
-        !(m->tasks = task_engine_start(m, cfg->task_kinds, cfg->task_workers, errp)) ||
         (cfg->pki_dir && !(m->ca = ca_open(cfg->pki_dir, errp))) ||
+        !(m->tasks = task_engine_start(m, cfg->task_kinds, cfg->task_workers, errp)) ||
         (m->ca && cfg->monitor_interval_ms > 0 &&
          !(m->monitor = host_monitor_start(m, cfg->monitor_interval_ms, errp)))) {
         manager_close(m);
         return NULL;
     }
+    AUTOERROR struct error *serr = NULL;
+    if (vms_startup_sweep(m, &serr) < 0)
+        LOG_WARN("cannot sweep VM records: %s", serr->message);
     LOG_INFO("store '%s' (%s) at schema version %u", cfg->db, store_backend_name(s),
              store_schema_version(s));
     return m;

@@ -274,10 +274,18 @@ static const char *const v4[] = {
     NULL,
 };
 
+/* Storage inventory: what the agents last reported of each datastore's
+ * provisioned (virtual) size, beside capacity_bytes and free_bytes. */
+static const char *const v5[] = {
+    "ALTER TABLE datastores ADD COLUMN provisioned_bytes BIGINT NOT NULL DEFAULT 0",
+    NULL,
+};
+
 const struct store_migration store_migrations[] = {
     { 1, "inventory, users, tokens, tasks, events", v1 },
     { 2, "host join tokens", v2 },
     { 3, "task checkpoints", v3 },
     { 4, "compute: host stats, VM NICs, NAT networks, revoked certificates", v4 },
+    { 5, "datastore provisioned bytes", v5 },
     { 0, NULL, NULL },
 };

@@ -304,6 +304,22 @@ int storage_vm_prepare(struct agent *a, struct vm *vm, struct error **errp)
     struct vm_def *def = vm_def_copy(vm->def);
     pthread_mutex_unlock(&vm->lock);
     int ret = 0;
+    /* A full copy reading one of its volumes must see it unchanged. */
+    struct storage *st = storage_of(a);
+    for (size_t i = 0; st && i < def->n_disks && ret == 0; i++) {
+        struct datastore *ds = storage_ds_for_path(a, def->disks[i].path);
+        AUTOFREE char *vol = ds ? volume_name_of_file(ds->path, def->disks[i].path) : NULL;
+        pthread_mutex_lock(&st->lock);
+        bool busy = vol && storage_volume_copying_locked(st, ds->name, vol);
+        pthread_mutex_unlock(&st->lock);
+        if (busy) {
+            AUTOFREE char *f = xasprintf("disks[%zu].path", i);
+            ret = error_set_field(errp, ERR_BAD_STATE, f,
+                                  "volume '%s' of datastore '%s' is being copied", vol,
+                                  ds->name);
+        }
+        datastore_free(ds);
+    }
     for (size_t i = 0; i < def->n_disks && ret == 0; i++)
         ret = prepare_disk(a, vm, &def->disks[i], i, restoring, errp);
     vm_def_free(def);

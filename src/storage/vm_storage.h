@@ -36,6 +36,7 @@ struct storage {
     json_t *heartbeat;               /* datastore name -> {seq, last_ms, error} */
     json_t *nonpersistent;           /* vm -> disk id -> {orig, format, overlay} */
     json_t *io_paused;               /* vm -> true while paused for ENOSPC (event sent) */
+    json_t *copying;                 /* "ds/vol" -> copies reading it (full copies) */
     char host_id[UUID_STRLEN + 1];
     char *hostname;
     bool stopping;
@@ -45,6 +46,9 @@ struct storage {
 
 /* The module state (a->storage). */
 static inline struct storage *storage_of(struct agent *a) { return a->storage; }
+
+/* True while a full copy reads volume 'vol' of datastore 'ds' (st->lock held). */
+bool storage_volume_copying_locked(struct storage *st, const char *ds, const char *vol);
 
 /* A copy of the datastore named 'name' (ERR_NOT_FOUND naming 'field'). */
 struct datastore *storage_ds_get(struct agent *a, const char *name, const char *field,
