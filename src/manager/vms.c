@@ -39,6 +39,7 @@
 #define MAX_DISKS 32
 #define MAX_NICS 16
 #define VALIDATE_ROOT "/strata-manager-check"
+#define HOST_RESERVED_MIB 256           /* memory placement leaves to the host itself */
 #define VOLUME_BUSY_TRIES 480           /* x 250 ms: 2 minutes */
 
 /* Fields of the specification handed to the agent unchanged. */
@@ -960,7 +961,8 @@ static int vm_place(struct manager *m, const struct vm_rec *v, const char *pinne
     size_t n_need_ds = 0, n_need_net = 0;
     struct placement_policy_cfg cfg = { .policy = PLACEMENT_RANDOM,
                                         .mem_overcommit_ratio = 1.0,
-                                        .cpu_overcommit_ratio = 8.0 };
+                                        .cpu_overcommit_ratio = 8.0,
+                                        .host_reserved_mib = HOST_RESERVED_MIB };
     {
         AUTOTXN struct store_txn *t = store_begin(m->store, STORE_READ, errp);
         if (!t)
@@ -2468,6 +2470,27 @@ void vms_host_sync(struct manager *m, const char *host_id, struct agent_conn *a,
                          !strcmp(state, "stopped") ? "crashed" : state;
         if (strcmp(mine, ns) && vm_state_set(m, id, ns, why, NULL, &e) < 0)
             LOG_RL_WARN("cannot record the state of VM %s: %s", id, e->message);
+    }
+    /* Periodic statistics of the running VMs: what the agent measures
+     * (CPU time, RSS, block and network counters), kept with the time. */
+    json_array_foreach(vms, i, avm) {
+        const char *state = json_string_value(json_object_get(avm, "state"));
+        const char *uuid = json_string_value(json_object_get(avm, "uuid"));
+        if (!state || !uuid || strcmp(state, "running") || !json_object_get(seen, uuid))
+            continue;
+        AUTOFREE char *path = agent_path("/v1/vms/%s/stats",
+                                         json_string_value(json_object_get(avm, "name")));
+        AUTOJSON json_t *stats = NULL;
+        AUTOERROR struct error *e = NULL;
+        if (agent_call(a, "GET", path, NULL, NULL, &stats, &e) < 0)
+            continue;   /* it may just have stopped */
+        AUTOFREE char *text = json_to_string(stats);
+        AUTOTXN struct store_txn *t = store_begin(m->store, STORE_WRITE, &e);
+        if (!t || store_exec(t, "UPDATE vms SET stats = ?, stats_at = ? WHERE id = ? AND host_id = ?",
+                             STORE_ARGS(SV_TEXT(text), SV_INT(store_now_ms()), SV_TEXT(uuid),
+                                        SV_TEXT(host_id)), &e) < 0 ||
+            store_commit(steal_pointer(&t), &e) < 0)
+            LOG_RL_WARN("cannot record the statistics of VM %s: %s", uuid, e->message);
     }
     const char *id;
     json_t *st;

@@ -25,6 +25,47 @@ tick_count() { "$STRATA" console "$1" 2>/dev/null | grep -c STRATA-TICK; }
 
 CMDLINE="console=ttyS0 quiet swiotlb=noforce strata.tick=1"
 
+# 0. Refused input: 4xx with the one error body naming the field; nothing
+# recorded, nothing on the agent, no volume.
+bad_create() {    # bad_create WANT_STATUS WANT_FIELD BODY
+    local body
+    body=$(mapi "$ATOK" POST /api/v1/vms "$3")
+    [ "$(mstatus)" = "$1" ] || { echo "# status $(mstatus): $body"; return 1; }
+    [ -n "$(echo "$body" | jq -r '.error.message // empty')" ] || { echo "# no error body: $body"; return 1; }
+    [ -z "$2" ] || [ "$(echo "$body" | jq -r .error.field)" = "$2" ] || { echo "# field: $body"; return 1; }
+}
+good=$(vm_spec okname)
+check "malformed JSON: 400" bad_create 400 "" '{"name": "x", '
+check "not an object: 400" bad_create 400 "" '[1, 2]'
+check "unknown field: 400 naming it" bad_create 400 colour "$(echo "$good" | jq '. + {colour: "red"}')"
+check "unknown disk field: 400 naming it" bad_create 400 "disks[0].speed" \
+    "$(echo "$good" | jq '.disks[0].speed = 1')"
+check "name with ..: 400" bad_create 400 name "$(echo "$good" | jq '.name = "a..b"')"
+check "name with a comma: 400" bad_create 400 name "$(echo "$good" | jq '.name = "a,b"')"
+check "name with a slash: 400" bad_create 400 name "$(echo "$good" | jq '.name = "../etc"')"
+check "0 vCPUs: 400" bad_create 400 vcpus "$(echo "$good" | jq '.vcpus = 0')"
+check "memory as a string: 400" bad_create 400 memory "$(echo "$good" | jq '.memory = "256"')"
+check "kernel path with ..: 400" bad_create 400 boot.kernel \
+    "$(echo "$good" | jq '.boot.kernel = "/var/../etc/passwd"')"
+check "disk with size and volume: 400" bad_create 400 "disks[0]" \
+    "$(echo "$good" | jq '.disks[0].volume = "v1"')"
+check "unknown datastore: 404 naming it" bad_create 404 "disks[0].datastore" \
+    "$(echo "$good" | jq '.disks[0].datastore = "nods"')"
+check "multicast MAC: 400" bad_create 400 "nics[0].mac" \
+    "$(echo "$good" | jq '.nics = [{mac: "01:00:5e:00:00:01"}]')"
+check "NIC network name with a comma: 400" bad_create 400 "nics[0].network.nat" \
+    "$(echo "$good" | jq '.nics = [{network: {nat: "a,b"}}]')"
+check "unknown cluster: 404" bad_create 404 cluster "$(echo "$good" | jq '.cluster = "noc"')"
+check "unknown template: 404" bad_create 404 template "$(echo "$good" | jq '{name: "t1", template: "nosuch"}')"
+{ printf '{"name": "'; head -c 300000 /dev/zero | tr '\0' a; printf '"}'; } >"$MD/big.json"
+check "a 300 KB body: 413" bad_create 413 "" "@$MD/big.json"
+check "no token: 401" [ "$(mapi "" POST /api/v1/vms "$good" >/dev/null; mstatus)" = 401 ]
+check "nothing recorded" [ "$(mapi "$ATOK" GET /api/v1/vms | jq -r .total)" = 0 ]
+check "no task made" [ "$(mapi "$ATOK" GET /api/v1/tasks | jq -r .total)" = 0 ]
+check "nothing on the agent" \
+    [ "$(curl -s --unix-socket "$MD/agent/agent.sock" http://agent/v1/vms | jq '.vms | length')" = 0 ]
+check "no volume" [ -z "$(ls "$MD/ds1" | grep -v '^\.')" ]
+
 # 1. Create and start.
 check "create a VM" s create --name vm1 --memory 256M --vcpus 1 \
     --disk datastore=ds1,size=64M,cache=writeback \
@@ -89,6 +130,13 @@ check "create with 0 memory: refused (2)" [ "$(s create --name bad1 --memory 0 -
 check "create on an unknown datastore: refused" \
     [ "$(s create --name bad2 --memory 128M --disk datastore=nods,size=1M; echo $?)" -ne 0 ]
 check "nothing recorded by the refused calls" [ "$(sj list --all | jq -r '[.items[] | select(.name | startswith("bad"))] | length')" = 0 ]
+check "snapshot with a bad name: refused (2)" [ "$(s snapshot-create-as lc1 'a b'; echo $?)" = 2 ]
+code=$(mapi "$ATOK" POST /api/v1/vms/lc1/memory '{"mib": "512"}' | jq -r .error.field)
+check "setmem with a string: 400 naming mib" [ "$(mstatus)/$code" = 400/mib ]
+code=$(mapi "$ATOK" POST /api/v1/vms/lc1/disks '{"datastore": "ds1", "size": 1048576, "x": 1}' | jq -r .error.field)
+check "attach-disk with an unknown field: 400 naming it" [ "$(mstatus)/$code" = "400/disks[0].x" ]
+code=$(mapi "$ATOK" POST /api/v1/vms/lc1/shutdown '{"timeout_s": 0}' | jq -r .error.field)
+check "shutdown with timeout 0: 400" [ "$(mstatus)/$code" = 400/timeout_s ]
 
 # 6. Tear down: the datastore ends empty.
 for i in 1 2 3; do
