@@ -79,6 +79,14 @@ static const struct cli_col net_cols[] = {
     { "VLAN", "vlan", COL_TEXT }, { "SUBNET", "subnet", COL_TEXT },
     { "HOSTS", "hosts", COL_HOSTS }, { NULL, NULL, 0 },
 };
+static const struct cli_col secgroup_cols[] = {
+    { "NAME", "name", COL_TEXT }, { "DESCRIPTION", "description", COL_TEXT },
+    { "CREATED", "created_at", COL_TEXT }, { NULL, NULL, 0 },
+};
+static const struct cli_col vlan_pool_cols[] = {
+    { "NAME", "name", COL_TEXT }, { "RANGES", "ranges", COL_TEXT },
+    { "DVS", "dvs_count", COL_TEXT }, { NULL, NULL, 0 },
+};
 static const struct cli_col host_cols[] = {
     { "NAME", "name", COL_TEXT }, { "STATE", "state", COL_TEXT },
     { "CLUSTER", "cluster_name", COL_TEXT }, { "ADDRESS", "address", COL_TEXT },
@@ -1156,6 +1164,10 @@ const struct cli_verb cli_verbs[] = {
       "grow a volume", 0 },
     { "net-list", "", 0, 0, no_opts, plan_list, NULL, "/api/v1/networks", net_cols,
       "list networks (NAT networks and port groups)", 0 },
+    { "secgroup-list", "", 0, 0, limit_opts, plan_list, NULL, "/api/v1/security-groups",
+      secgroup_cols, "list security groups", 0 },
+    { "vlan-pool-list", "", 0, 0, limit_opts, plan_list, NULL, "/api/v1/vlan-pools",
+      vlan_pool_cols, "list VLAN pools", 0 },
     /* hosts and inventory */
     { "host-list", "", 0, 0, host_list_opts, plan_list, NULL, "/api/v1/hosts", host_cols,
       "list hosts", 0 },

@@ -57,7 +57,7 @@ static void build_table(void)
 {
     const struct api_route *const parts[] = {
         api_task_routes, api_auth_routes, api_inventory_routes, api_host_routes,
-        api_vm_routes, api_storage_routes, api_net_routes,
+        api_vm_routes, api_storage_routes, api_net_routes, api_netsec_routes,
     };
     size_t n = 0;
     for (size_t p = 0; p < ARRAY_SIZE(parts); p++)

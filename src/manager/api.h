@@ -67,7 +67,8 @@ const struct api_route *manager_api_table(void);
 const struct http_route *manager_api_routes(void);
 
 extern const struct api_route api_auth_routes[], api_inventory_routes[], api_task_routes[],
-    api_host_routes[], api_vm_routes[], api_storage_routes[], api_net_routes[];
+    api_host_routes[], api_vm_routes[], api_storage_routes[], api_net_routes[],
+    api_netsec_routes[];
 
 /* ---- helpers for handlers ----------------------------------------------- */
 

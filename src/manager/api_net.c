@@ -341,19 +341,35 @@ static int h_dvs_get(struct api_call *c, struct http_response *resp, struct erro
 
 static int h_dvs_create(struct api_call *c, struct http_response *resp, struct error **errp)
 {
-    static const char *const drop[] = { "hosts", "uplink", NULL };
+    static const char *const drop[] = { "hosts", "uplink", "vlan_pool", NULL };
     static const char *const no_name[] = { "name", NULL };
     static const char *const host_keys[] = { "host", "uplink", NULL };
     const json_t *body = api_body(c, errp);
-    const char *name = NULL;
+    const char *name = NULL, *pool = NULL;
     if (!body || api_query_check(c, NULL, errp) < 0 ||
         json_get_string(body, "name", NULL, true, &name, errp) < 0 ||
+        json_get_string(body, "vlan_pool", NULL, false, &pool, errp) < 0 ||
         inv_name_validate(name, "name", errp) < 0 || net_name_validate(name, "name", errp) < 0)
         return -1;
     json_t *refs = json_object_get(body, "hosts");
     if (!refs)
         return error_set_field(errp, ERR_INVALID_ARG, "hosts", "missing field 'hosts'");
     AUTOJSON json_t *common = agent_body(body, drop);
+    /* A VLAN pool: the uplinks carry exactly its VLANs. */
+    char pool_id[UUID_STRLEN + 1] = "";
+    if (pool) {
+        if (json_object_get(body, "vlans"))
+            return error_set_field(errp, ERR_INVALID_ARG, "vlans",
+                                   "give either 'vlans' or 'vlan_pool'");
+        AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
+        if (!t || inv_resolve(t, &inv_vlan_pools, pool, "vlan_pool", pool_id, errp) < 0)
+            return -1;
+        AUTOSTMT struct store_stmt *st = store_query(
+            t, "SELECT ranges FROM vlan_pools WHERE id = ?", STORE_ARGS(SV_TEXT(pool_id)), errp);
+        if (!st || store_step(st, errp) <= 0)
+            return -1;
+        json_object_set_new(common, "vlans", json_string(store_col_text(st, 0)));
+    }
     json_t *dflt_uplink = json_object_get(body, "uplink");
     /* Each host's body, checked by the agent's parser. */
     AUTOJSON json_t *bodies = json_array();
@@ -416,9 +432,10 @@ static int h_dvs_create(struct api_call *c, struct http_response *resp, struct e
     {
         AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_WRITE, errp);
         if (!t ||
-            store_exec(t, "INSERT INTO dvs (id, name, mtu, config, created_at, updated_at) "
-                          "VALUES (?, ?, ?, ?, ?, ?)",
-                       STORE_ARGS(SV_TEXT(id), SV_TEXT(name), SV_INT(mtu), SV_TEXT(cfg_text),
+            store_exec(t, "INSERT INTO dvs (id, name, mtu, vlan_pool_id, config, created_at, "
+                          "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       STORE_ARGS(SV_TEXT(id), SV_TEXT(name), SV_INT(mtu),
+                                  SV_TEXT(pool_id[0] ? pool_id : NULL), SV_TEXT(cfg_text),
                                   SV_INT(now), SV_INT(now)), errp) < 0)
             goto out;
         for (int i = 0; i < n; i++) {
@@ -524,6 +541,35 @@ static int h_pg_create(struct api_call *c, struct http_response *resp, struct er
         if (taken)
             return error_set_field(errp, ERR_CONFLICT, "name",
                                    "DVS '%s' already has a port group '%s'", dvs, name);
+        /* With a VLAN pool on the DVS, the port group's VLANs come from it. */
+        AUTOSTMT struct store_stmt *ps = store_query(
+            t, "SELECT v.name, v.ranges FROM dvs d JOIN vlan_pools v ON v.id = d.vlan_pool_id "
+               "WHERE d.id = ?", STORE_ARGS(SV_TEXT(dvs_id)), errp);
+        int r;
+        if (!ps || (r = store_step(ps, errp)) < 0)
+            return -1;
+        if (r > 0) {
+            bool in_pool[4096], want[4096];
+            AUTOERROR struct error *perr = NULL;
+            if (vlan_ranges_parse(store_col_text(ps, 1), "ranges", in_pool, &perr) < 0)
+                return error_set(errp, ERR_INTERNAL, "VLAN pool '%s' is unreadable",
+                                 store_col_text(ps, 0));
+            json_t *vlan = json_object_get(canon, "vlan");
+            const char *trunk = json_string_value(json_object_get(canon, "trunk"));
+            if (json_is_integer(vlan) && json_integer_value(vlan) > 0 &&
+                json_integer_value(vlan) < 4096 && !in_pool[json_integer_value(vlan)])
+                return error_set_field(errp, ERR_INVALID_ARG, "vlan",
+                                       "VLAN %lld is not in the DVS's VLAN pool '%s' (%s)",
+                                       (long long) json_integer_value(vlan),
+                                       store_col_text(ps, 0), store_col_text(ps, 1));
+            if (trunk && vlan_ranges_parse(trunk, "trunk", want, &perr) == 0)
+                for (int v = 1; v < 4095; v++)
+                    if (want[v] && !in_pool[v])
+                        return error_set_field(errp, ERR_INVALID_ARG, "trunk",
+                                               "VLAN %d of the trunk is not in the DVS's VLAN "
+                                               "pool '%s' (%s)", v, store_col_text(ps, 0),
+                                               store_col_text(ps, 1));
+        }
         n = linked_hosts(t, "SELECT host_id FROM host_dvs WHERE dvs_id = ? ORDER BY host_id",
                          dvs_id, hosts, errp);
         if (n == (size_t) -1)

@@ -992,6 +992,23 @@ static struct share_item *host_share(struct manager *m, const char *host_id, siz
         if (r < 0)
             goto fail;
     }
+    {
+        /* Security groups are global: every host has them all. */
+        AUTOSTMT struct store_stmt *st = store_query(
+            t, "SELECT name, rules FROM security_groups ORDER BY name", STORE_NO_ARGS, errp);
+        if (!st)
+            goto fail;
+        while ((r = store_step(st, errp)) > 0) {
+            json_t *b = secgroup_agent_body(t, store_col_text(st, 0), store_col_text(st, 1),
+                                            errp);
+            if (!b)
+                goto fail;
+            share_add(&v, n, "PUT",
+                      agent_path("/v1/net/security-groups/%s", store_col_text(st, 0)), b);
+        }
+        if (r < 0)
+            goto fail;
+    }
     return v ? v : xzalloc(sizeof *v);
 fail:
     share_free(v, *n);

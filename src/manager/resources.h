@@ -85,6 +85,21 @@ int res_hosts_resolve(struct store_txn *t, const json_t *refs, const char *field
 
 #define RES_MAX_HOSTS 256
 
+/* ---- security groups and VLAN pools (api_netsec.c) ---------------------- */
+
+extern const struct inv_kind inv_security_groups, inv_vlan_pools;
+
+/* Parses VLAN ranges "100-199,300" (ascending, 1..4094) into 'set';
+ * ERR_INVALID_ARG naming 'field' otherwise. */
+int vlan_ranges_parse(const char *s, const char *field, bool set[4096], struct error **errp);
+/* The agent body of security group 'name' with rules 'rules_text' (JSON):
+ * {"rules", "remote_ips": the addresses of every NIC in the group}. */
+json_t *secgroup_agent_body(struct store_txn *t, const char *name, const char *rules_text,
+                            struct error **errp);
+/* Pushes group 'name' again to every connected host (its members changed);
+ * best effort, logged.  A name the inventory does not have is left alone. */
+void secgroup_refresh(struct manager *m, const char *name);
+
 /* ---- datastores and volumes --------------------------------------------- */
 
 /* A datastore as shown (the row plus "hosts": [{host_id, host_name, path}]). */

@@ -30,6 +30,7 @@
 #include "manager/inventory.h"
 #include "manager/manager.h"
 #include "manager/placement.h"
+#include "manager/resources.h"
 #include "manager/tasks.h"
 #include "model/vm_def.h"
 #include "util/json_util.h"
@@ -386,6 +387,19 @@ static json_t *nic_prepare(struct store_txn *t, const json_t *n, size_t i, const
     if (reserve && store_exec(t, "INSERT INTO vm_nics (mac, vm_id, nic_id) VALUES (?, ?, ?)",
                               STORE_ARGS(SV_TEXT(buf), SV_TEXT(vm_id), SV_TEXT(id)), errp) < 0)
         return NULL;
+    const char *sg = json_string_value(json_object_get(json_object_get(n, "network"),
+                                                       "security_group"));
+    if (sg) {
+        int64_t have = 0;
+        if (store_query_int(t, "SELECT COUNT(*) FROM security_groups WHERE name = ?",
+                            STORE_ARGS(SV_TEXT(sg)), &have, errp) < 0)
+            return NULL;
+        if (!have) {
+            AUTOFREE char *f = xasprintf("%s.network.security_group", pfx);
+            return error_set_field(errp, ERR_NOT_FOUND, f, "security group '%.40s' does not "
+                                   "exist", sg), NULL;
+        }
+    }
     json_t *out = json_pack("{s:s, s:s}", "id", id, "mac", buf);
     if (json_object_get(n, "model"))
         json_object_set(out, "model", json_object_get(n, "model"));
@@ -1188,6 +1202,20 @@ static int checkpoint_persist(struct task_ctx *c, struct error **errp)
     return store_commit(steal_pointer(&t), errp);
 }
 
+/* Pushes again the security groups whose members are NICs of 'spec' (their
+ * member addresses changed). */
+static void refresh_groups(struct manager *m, const json_t *spec)
+{
+    size_t i;
+    const json_t *n;
+    json_array_foreach(json_object_get(spec, "nics"), i, n) {
+        const json_t *net = json_object_get(n, "network");
+        const char *sg = json_string_value(json_object_get(net, "security_group"));
+        if (sg && json_array_size(json_object_get(net, "ips")))
+            secgroup_refresh(m, sg);
+    }
+}
+
 /* ---- vm.create ---------------------------------------------------------- */
 
 static int forget_vm(struct manager *m, const char *vm_id, const char *task_id,
@@ -1467,6 +1495,7 @@ static int step_finish_create(struct task_ctx *c, struct error **errp)
             manager_commit(c->m, steal_pointer(&t), errp) < 0)
             goto out;
     }
+    refresh_groups(c->m, v.spec);
     json_object_set_new(c->result, "vm_id", json_string(v.id));
     json_object_set_new(c->result, "host", json_string(a->host_name));
     ret = 0;
@@ -1531,7 +1560,14 @@ static int step_delete_disks(struct task_ctx *c, struct error **errp)
 
 static int step_forget(struct task_ctx *c, struct error **errp)
 {
-    return forget_vm(c->m, c->object_id, c->task_id, NULL, errp);
+    struct vm_rec v = { 0 };
+    AUTOERROR struct error *e = NULL;
+    bool had = vm_rec_load(c->m, c->object_id, &v, &e) == 0;
+    int ret = forget_vm(c->m, c->object_id, c->task_id, NULL, errp);
+    if (ret == 0 && had)
+        refresh_groups(c->m, v.spec);
+    vm_rec_clear(&v);
+    return ret;
 }
 
 static const struct task_step_def delete_steps[] = {
@@ -1884,7 +1920,11 @@ static void edit_add_nic(json_t *spec, const json_t *p)
 
 static int step_nic_record(struct task_ctx *c, struct error **errp)
 {
-    return spec_update(c, edit_add_nic, errp);
+    if (spec_update(c, edit_add_nic, errp) < 0)
+        return -1;
+    AUTOJSON json_t *one = json_pack("{s:[O]}", "nics", json_object_get(c->params, "nic"));
+    refresh_groups(c->m, one);
+    return 0;
 }
 
 static const struct task_step_def attach_nic_steps[] = {
@@ -1919,7 +1959,20 @@ static int step_nic_forget(struct task_ctx *c, struct error **errp)
             store_commit(steal_pointer(&t), errp) < 0)
             return -1;
     }
-    return spec_update(c, edit_remove_nic, errp);
+    struct vm_rec v = { 0 };
+    AUTOJSON json_t *gone = NULL;
+    if (vm_rec_load(c->m, c->object_id, &v, errp) == 0) {
+        int i = array_find(json_object_get(v.spec, "nics"), param_str(c, "nic_id"));
+        if (i >= 0)
+            gone = json_pack("{s:[O]}", "nics",
+                             json_array_get(json_object_get(v.spec, "nics"), (size_t) i));
+    }
+    vm_rec_clear(&v);
+    if (spec_update(c, edit_remove_nic, errp) < 0)
+        return -1;
+    if (gone)
+        refresh_groups(c->m, gone);
+    return 0;
 }
 
 static const struct task_step_def detach_nic_steps[] = {

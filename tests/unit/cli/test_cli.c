@@ -311,6 +311,8 @@ static const struct {
     { "vol-resize ds1 v1 2G", "POST", "/api/v1/datastores/ds1/volumes/v1/resize",
       "{\"capacity\":2147483648}", RQ_TASK },
     { "net-list", "GET", "/api/v1/networks", NULL, RQ_LIST },
+    { "secgroup-list", "GET", "/api/v1/security-groups", NULL, RQ_LIST },
+    { "vlan-pool-list", "GET", "/api/v1/vlan-pools", NULL, RQ_LIST },
     { "host-list --cluster c1 --state connected", "GET",
       "/api/v1/hosts?cluster=c1&state=connected", NULL, RQ_LIST },
     { "host-info node1", "GET", "/api/v1/hosts/node1", NULL, RQ_SHOW },

@@ -297,6 +297,9 @@ static const struct http_route agent_routes[] = {
     { "GET", "/v1/net/dvs/{name}/portgroups/{portgroup}", h_get },
     { "PUT", "/v1/net/dvs/{name}/portgroups/{portgroup}", h_put },
     { "DELETE", "/v1/net/dvs/{name}/portgroups/{portgroup}", h_delete },
+    { "GET", "/v1/net/security-groups/{name}", h_get },
+    { "PUT", "/v1/net/security-groups/{name}", h_put },
+    { "DELETE", "/v1/net/security-groups/{name}", h_delete },
     { NULL, NULL, NULL },
 };
 
@@ -444,6 +447,15 @@ static bool agent_has(struct fixture *f, int i, const char *path)
     bool has = json_object_get(f->agents[i].objects, path) != NULL;
     pthread_mutex_unlock(&f->agents[i].lock);
     return has;
+}
+
+/* A copy of what fake agent 'i' holds at 'path' (NULL if nothing). */
+static json_t *agent_object(struct fixture *f, int i, const char *path)
+{
+    pthread_mutex_lock(&f->agents[i].lock);
+    json_t *o = json_deep_copy(json_object_get(f->agents[i].objects, path));
+    pthread_mutex_unlock(&f->agents[i].lock);
+    return o;
 }
 
 static void set_refuse(struct fixture *f, int i, bool on)
@@ -793,6 +805,103 @@ static void test_resync(void **state)
     assert_int_equal(f->agents[0].writes, writes);
 }
 
+/* Security groups go to every host with their members' addresses; VLAN
+ * pools bound what a DVS carries and what its port groups use. */
+static void test_secgroups_vlan_pools(void **state)
+{
+    struct fixture *f = *state;
+    json_t *r = NULL;
+    /* Rules checked by the agent's parser; a remote group must exist. */
+    assert_int_equal(call(f, "POST", "/api/v1/security-groups",
+                          json_pack("{s:s, s:[{s:s, s:s}]}", "name", "web", "rules", "direction",
+                                    "sideways", "protocol", "tcp"), &r), 400);
+    assert_string_equal(jstr(json_object_get(r, "error"), "field"), "rules[0].direction");
+    json_decref(r);
+    assert_int_equal(call(f, "POST", "/api/v1/security-groups",
+                          json_pack("{s:s, s:[{s:s, s:s}]}", "name", "web", "rules", "direction",
+                                    "ingress", "remote_group", "app"), &r), 404);
+    assert_string_equal(jstr(json_object_get(r, "error"), "field"), "rules[0].remote_group");
+    json_decref(r);
+    /* All or nothing across the hosts. */
+    set_refuse(f, 1, true);
+    assert_int_equal(call(f, "POST", "/api/v1/security-groups",
+                          json_pack("{s:s, s:[]}", "name", "app", "rules"), NULL), 400);
+    assert_false(agent_has(f, 0, "/v1/net/security-groups/app"));
+    set_refuse(f, 1, false);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM security_groups"), 0);
+    assert_int_equal(call(f, "POST", "/api/v1/security-groups",
+                          json_pack("{s:s, s:[]}", "name", "app", "rules"), NULL), 201);
+    assert_int_equal(call(f, "POST", "/api/v1/security-groups",
+                          json_pack("{s:s, s:[{s:s, s:s, s:i, s:s}]}", "name", "web", "rules",
+                                    "direction", "ingress", "protocol", "tcp", "port_min", 5432,
+                                    "remote_group", "app"), &r), 201);
+    json_decref(r);
+    assert_true(agent_has(f, 0, "/v1/net/security-groups/web") &&
+                agent_has(f, 1, "/v1/net/security-groups/web"));
+    assert_int_equal(call(f, "POST", "/api/v1/security-groups",
+                          json_pack("{s:s, s:[]}", "name", "app", "rules"), NULL), 409);
+    /* Members' addresses: a VM with a NIC in 'app' bound to 10.1.2.3. */
+    exec_sql(f, "INSERT INTO vms (id, name, definition, created_at, updated_at) VALUES "
+                "('vmx', 'vmx', ?, 0, 0)",
+             "{\"name\":\"vmx\",\"nics\":[{\"id\":\"nic0\",\"mac\":\"52:54:00:00:00:01\","
+             "\"network\":{\"dvs\":\"d\",\"portgroup\":\"p\",\"security_group\":\"app\","
+             "\"ips\":[\"10.1.2.3\"]}}]}");
+    secgroup_refresh(f->m, "app");
+    json_t *o = agent_object(f, 1, "/v1/net/security-groups/app");
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(o, "remote_ips"), 0)),
+                        "10.1.2.3");
+    json_decref(o);
+    /* In use by a VM's NIC, or named by another group's rule: not deleted. */
+    assert_int_equal(call(f, "DELETE", "/api/v1/security-groups/app", NULL, NULL), 409);
+    exec_sql(f, "DELETE FROM vms WHERE id = ?", "vmx");
+    assert_int_equal(call(f, "DELETE", "/api/v1/security-groups/app", NULL, NULL), 409);
+    assert_int_equal(call(f, "PUT", "/api/v1/security-groups/web",
+                          json_pack("{s:[]}", "rules"), NULL), 200);
+    o = agent_object(f, 0, "/v1/net/security-groups/web");
+    assert_int_equal(json_array_size(json_object_get(o, "rules")), 0);
+    json_decref(o);
+    assert_int_equal(call(f, "DELETE", "/api/v1/security-groups/app", NULL, NULL), 204);
+    assert_false(agent_has(f, 0, "/v1/net/security-groups/app"));
+
+    /* VLAN pools. */
+    static const char *const bad[] = { "0-10", "10-5", "100,50", "1-4095", "a", "1,,2", "" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(call(f, "POST", "/api/v1/vlan-pools",
+                              json_pack("{s:s, s:s}", "name", "p1", "ranges", bad[i]), &r), 400);
+        assert_string_equal(jstr(json_object_get(r, "error"), "field"), "ranges");
+        json_decref(r);
+    }
+    assert_int_equal(call(f, "POST", "/api/v1/vlan-pools",
+                          json_pack("{s:s, s:s}", "name", "p1", "ranges", "100-199,300"), NULL),
+                     201);
+    assert_int_equal(call(f, "POST", "/api/v1/dvs",
+                          json_pack("{s:s, s:s, s:[s]}", "name", "sw", "vlan_pool", "nopool",
+                                    "hosts", "node1"), &r), 404);
+    assert_string_equal(jstr(json_object_get(r, "error"), "field"), "vlan_pool");
+    json_decref(r);
+    assert_int_equal(call(f, "POST", "/api/v1/dvs",
+                          json_pack("{s:s, s:s, s:[s]}", "name", "sw", "vlan_pool", "p1",
+                                    "hosts", "node1"), NULL), 201);
+    o = agent_object(f, 0, "/v1/net/dvs/sw");
+    assert_string_equal(json_string_value(json_object_get(o, "vlans")), "100-199,300");
+    json_decref(o);
+    assert_int_equal(call(f, "POST", "/api/v1/dvs/sw/portgroups",
+                          json_pack("{s:s, s:i}", "name", "v250", "vlan", 250), &r), 400);
+    assert_string_equal(jstr(json_object_get(r, "error"), "field"), "vlan");
+    json_decref(r);
+    assert_int_equal(call(f, "POST", "/api/v1/dvs/sw/portgroups",
+                          json_pack("{s:s, s:s}", "name", "tr", "trunk", "150-250"), &r), 400);
+    assert_string_equal(jstr(json_object_get(r, "error"), "field"), "trunk");
+    json_decref(r);
+    assert_int_equal(call(f, "POST", "/api/v1/dvs/sw/portgroups",
+                          json_pack("{s:s, s:i}", "name", "v300", "vlan", 300), NULL), 201);
+    assert_int_equal(call(f, "DELETE", "/api/v1/vlan-pools/p1", NULL, NULL), 409);
+    assert_int_equal(call(f, "GET", "/api/v1/vlan-pools/p1", NULL, &r), 200);
+    assert_int_equal(json_integer_value(json_object_get(r, "dvs_count")), 1);
+    json_decref(r);
+}
+
 static void test_host_delete(void **state)
 {
     struct fixture *f = *state;
@@ -825,6 +934,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_volumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_networks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secgroups_vlan_pools, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_delete, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
