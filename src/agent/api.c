@@ -462,6 +462,9 @@ static int h_vm_console(const struct http_request *req, struct http_response *re
         resp->content_type = "text/plain; charset=utf-8";
         return 0;
     }
+    /* A guest may print anything; JSON carries only UTF-8.  Bad bytes become
+     * '?' one for one, so 'next' and 'size' stay byte offsets. */
+    utf8_sanitize(text, len);
     json_t *data = json_stringn_nocheck(text, len);
     free(text);
     reply(resp, 200, json_pack("{s:o, s:I, s:I}", "data", data, "next", (json_int_t) next,

@@ -18,6 +18,12 @@
 struct agent_conn *agent_connect(struct manager *m, const char *host_id, bool any_state,
                                  struct error **errp)
 {
+    return agent_connect_timeout(m, host_id, any_state, AGENT_CALL_TIMEOUT_MS, errp);
+}
+
+struct agent_conn *agent_connect_timeout(struct manager *m, const char *host_id, bool any_state,
+                                         long timeout_ms, struct error **errp)
+{
     if (!m->ca)
         return error_set(errp, ERR_UNSUPPORTED, "this manager has no certificate authority"),
                NULL;
@@ -46,7 +52,7 @@ struct agent_conn *agent_connect(struct manager *m, const char *host_id, bool an
         .host = address, .port = (unsigned short) port, .server_name = name,
         .ca_file = ca_cert_file(m->ca), .cert_file = ca_client_cert_file(m->ca),
         .key_file = ca_client_key_file(m->ca), .connect_timeout_ms = AGENT_CALL_CONNECT_MS,
-        .timeout_ms = AGENT_CALL_TIMEOUT_MS,
+        .timeout_ms = timeout_ms > 0 ? timeout_ms : AGENT_CALL_TIMEOUT_MS,
     };
     struct http_client *c = http_client_new(&cc, errp);
     if (!c)

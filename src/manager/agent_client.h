@@ -45,6 +45,11 @@ struct agent_conn {
  * host).  Returns a new connection (no network traffic happens yet). */
 struct agent_conn *agent_connect(struct manager *m, const char *host_id, bool any_state,
                                  struct error **errp);
+/* The same with a whole-request timeout of 'timeout_ms' (the heartbeat's,
+ * so that an agent that accepts connections but never answers does not hold
+ * a monitoring round for AGENT_CALL_TIMEOUT_MS). */
+struct agent_conn *agent_connect_timeout(struct manager *m, const char *host_id, bool any_state,
+                                         long timeout_ms, struct error **errp);
 void agent_conn_free(struct agent_conn *a);     /* Accepts NULL. */
 static inline void autoagent_impl(struct agent_conn **a) { agent_conn_free(*a); }
 #define AUTOAGENT __attribute__((cleanup(autoagent_impl)))

@@ -425,8 +425,11 @@ static int h_vm_console(struct api_call *c, struct http_response *resp, struct e
     AUTOJSON json_t *r = NULL;
     if (agent_call(a, "GET", path, NULL, NULL, &r, errp) < 0)
         return -1;
-    return api_reply(resp, 200, json_pack("{s:O, s:O, s:O}", "text", json_object_get(r, "data"),
-                                          "next", json_object_get(r, "next"), "size",
+    const json_t *text = json_object_get(r, "data");
+    if (!json_is_string(text))
+        return error_set(errp, ERR_IO, "host '%s' answered no console text", a->host_name);
+    return api_reply(resp, 200, json_pack("{s:O, s:O?, s:O?}", "text", text, "next",
+                                          json_object_get(r, "next"), "size",
                                           json_object_get(r, "size")));
 }
 

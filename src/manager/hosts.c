@@ -37,6 +37,7 @@
 
 #define MAX_ADDRESSES 16
 #define CSR_MAX (16 * 1024)
+#define MONITOR_CALL_MS 30000           /* heartbeat, re-push and VM sync, per request */
 
 /* ---- join tokens -------------------------------------------------------- */
 
@@ -352,7 +353,9 @@ static void *poll_host(void *arg)
     bool want_facts = reconnected || strcmp(h->state, "connected") != 0;
     AUTOJSON json_t *facts = NULL, *stats = NULL;
     AUTOERROR struct error *err = NULL;
-    AUTOAGENT struct agent_conn *a = agent_connect(m, h->id, true, &err);
+    /* A bounded wait: a hung agent must not hold the monitor's round. */
+    AUTOAGENT struct agent_conn *a =
+        agent_connect_timeout(m, h->id, true, MONITOR_CALL_MS, &err);
     bool up = a && agent_check(a, want_facts, &stats, &facts, &err) == 0;
     if (!up)
         LOG_RL(LOG_LEVEL_INFO, "host '%s' (%s:%ld) not reachable: %s", h->name, h->address,

@@ -108,3 +108,40 @@ json_t *json_from_string(const char *text, size_t len, struct error **errp)
                          je.line, je.column, je.text), NULL;
     return j;
 }
+
+size_t utf8_sanitize(char *buf, size_t len)
+{
+    unsigned char *p = (unsigned char *) buf;
+    size_t i = 0, bad = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        size_t n;
+        unsigned min, cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            n = 2, min = 0x80, cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 3, min = 0x800, cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            n = 4, min = 0x10000, cp = c & 0x07;
+        } else {
+            p[i++] = '?';
+            bad++;
+            continue;
+        }
+        bool ok = i + n <= len;
+        for (size_t k = 1; ok && k < n; k++) {
+            ok = (p[i + k] & 0xc0) == 0x80;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if (ok && cp >= min && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff)) {
+            i += n;
+            continue;
+        }
+        p[i++] = '?';       /* only the lead byte: what follows is looked at again */
+        bad++;
+    }
+    return bad;
+}

@@ -34,6 +34,13 @@ int json_get_uint(const json_t *obj, const char *key, const char *prefix, bool r
                   unsigned long long min, unsigned long long max, unsigned long long *out,
                   struct error **errp);
 
+/* Replaces, in place, every byte of 'buf' (length 'len') that is not part of
+ * a well-formed UTF-8 sequence (overlong forms, surrogates and code points
+ * above U+10FFFF included) with '?', so that the text can go into a JSON
+ * string; the length does not change (byte offsets stay valid).  Returns
+ * the number of bytes replaced. */
+size_t utf8_sanitize(char *buf, size_t len);
+
 /* Returns a new compact string of 'j' (sorted keys); caller frees. */
 char *json_to_string(const json_t *j);
 /* Parses 'text' (at most 'max_depth'-deep by jansson's own limit); on failure an

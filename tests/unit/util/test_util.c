@@ -254,6 +254,33 @@ static void test_command_dry_run(void **state)
     command_set_dry_run(NULL, NULL);
 }
 
+/* Console bytes into JSON: invalid UTF-8 becomes '?', valid text stays. */
+static void test_utf8_sanitize(void **state)
+{
+    (void) state;
+    static const struct { const char *in, *out; size_t bad; } cases[] = {
+        { "plain ascii", "plain ascii", 0 },
+        { "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 0 },
+        { "a\xff" "b", "a?b", 1 },
+        { "\xc3", "?", 1 },                          /* truncated at the end */
+        { "\xc3(", "?(", 1 },                        /* bad continuation */
+        { "\xc0\xaf", "??", 2 },                     /* overlong '/' */
+        { "\xed\xa0\x80", "???", 3 },                /* surrogate U+D800 */
+        { "\xf4\x90\x80\x80", "????", 4 },           /* above U+10FFFF */
+        { "\x80\x80ok", "??ok", 2 },                 /* stray continuations */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char buf[64];
+        size_t n = strlen(cases[i].in);
+        memcpy(buf, cases[i].in, n + 1);
+        assert_int_equal(utf8_sanitize(buf, n), cases[i].bad);
+        assert_string_equal(buf, cases[i].out);
+        json_t *j = json_stringn(buf, n);       /* jansson accepts it now */
+        assert_non_null(j);
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_command_run),
         cmocka_unit_test(test_command_fds),
         cmocka_unit_test(test_command_dry_run),
+        cmocka_unit_test(test_utf8_sanitize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
