@@ -59,7 +59,7 @@ check "an unknown NIC in a plane is refused (404, field storage[0])" eval '
     ! nb_api_ok h1 PUT /v1/net/planes "{\"storage\": [\"eth9\"]}" && [ "$(last_status)" = 404 ] &&
     [ "$(nb_api h1 PUT /v1/net/planes "{\"storage\": [\"eth9\"]}" | jq -r .error.field)" = "storage[0]" ]'
 check "planes kept after a failed change" eval \
-    '[ "$(nb_api h1 GET /v1/net/planes | jq -c .)" = "{\"business\":[\"eth0\"],\"management\":[\"mgmt0\"],\"storage\":[]}" ]'
+    '[ "$(nb_api h1 GET /v1/net/planes | jq -cS .)" = "{\"business\":[\"eth0\"],\"management\":[\"mgmt0\"],\"storage\":[]}" ]'
 
 # ---- MACs
 m1=$(nb_api h1 POST /v1/net/macs '{"count": 50}' | jq -r '.macs[]')
