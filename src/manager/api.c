@@ -217,3 +217,25 @@ const char *api_ref(const struct api_call *c, size_t i, const char *field,
         return NULL;
     return v;
 }
+
+int api_list(struct api_call *c, struct http_response *resp, const struct inv_kind *k,
+             struct error **errp)
+{
+    struct inv_page p;
+    if (api_page_parse(c, k, NULL, &p, errp) < 0)
+        return -1;
+    AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
+    json_t *j = t ? inv_list(t, k, &p, errp) : NULL;
+    return j ? api_reply(resp, 200, j) : -1;
+}
+
+int api_get(struct api_call *c, struct http_response *resp, const struct inv_kind *k,
+            struct error **errp)
+{
+    const char *ref = api_ref(c, 0, "id", errp);
+    if (!ref || api_query_check(c, NULL, errp) < 0)
+        return -1;
+    AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
+    json_t *j = t ? inv_get(t, k, ref, errp) : NULL;
+    return j ? api_reply(resp, 200, j) : -1;
+}

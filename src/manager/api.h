@@ -89,6 +89,13 @@ int api_query_int(const struct api_call *c, const char *key, long long min, long
  * inv_name_validate(); ERR_INVALID_ARG naming 'field' otherwise. */
 const char *api_ref(const struct api_call *c, size_t i, const char *field,
                     struct error **errp);
+/* The generic list and get of kind 'k' (GET /api/v1/<kind>[/{id}]): page,
+ * filters, one object by id or name. */
+int api_list(struct api_call *c, struct http_response *resp, const struct inv_kind *k,
+             struct error **errp);
+int api_get(struct api_call *c, struct http_response *resp, const struct inv_kind *k,
+            struct error **errp);
+
 /* The user name to record in events. */
 static inline const char *api_actor(const struct api_call *c)
 {

@@ -23,28 +23,6 @@ typedef int create_fn(struct store_txn *t, const json_t *spec, const char *actor
 typedef int update_fn(struct store_txn *t, const char *ref, const json_t *spec,
                       const char *actor, struct error **errp);
 
-static int list(struct api_call *c, struct http_response *resp, const struct inv_kind *k,
-                struct error **errp)
-{
-    struct inv_page p;
-    if (api_page_parse(c, k, NULL, &p, errp) < 0)
-        return -1;
-    AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
-    json_t *j = t ? inv_list(t, k, &p, errp) : NULL;
-    return j ? api_reply(resp, 200, j) : -1;
-}
-
-static int get(struct api_call *c, struct http_response *resp, const struct inv_kind *k,
-               struct error **errp)
-{
-    const char *ref = api_ref(c, 0, "id", errp);
-    if (!ref || api_query_check(c, NULL, errp) < 0)
-        return -1;
-    AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
-    json_t *j = t ? inv_get(t, k, ref, errp) : NULL;
-    return j ? api_reply(resp, 200, j) : -1;
-}
-
 static int create(struct api_call *c, struct http_response *resp, const struct inv_kind *k,
                   create_fn *fn, struct error **errp)
 {
@@ -97,12 +75,12 @@ static int delete(struct api_call *c, struct http_response *resp, const struct i
     static int h_##kind##_list(struct api_call *c, struct http_response *resp,          \
                                struct error **errp)                                      \
     {                                                                                    \
-        return list(c, resp, &K, errp);                                                  \
+        return api_list(c, resp, &K, errp);                                              \
     }                                                                                    \
     static int h_##kind##_get(struct api_call *c, struct http_response *resp,           \
                               struct error **errp)                                       \
     {                                                                                    \
-        return get(c, resp, &K, errp);                                                   \
+        return api_get(c, resp, &K, errp);                                               \
     }
 
 #define KIND_WRITERS(kind, K)                                                           \

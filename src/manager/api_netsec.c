@@ -235,36 +235,14 @@ fail:
 
 /* ---- routes ------------------------------------------------------------- */
 
-static int list(struct api_call *c, struct http_response *resp, const struct inv_kind *k,
-                struct error **errp)
-{
-    struct inv_page p;
-    if (api_page_parse(c, k, NULL, &p, errp) < 0)
-        return -1;
-    AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
-    json_t *j = t ? inv_list(t, k, &p, errp) : NULL;
-    return j ? api_reply(resp, 200, j) : -1;
-}
-
-static int get(struct api_call *c, struct http_response *resp, const struct inv_kind *k,
-               struct error **errp)
-{
-    const char *ref = api_ref(c, 0, "id", errp);
-    if (!ref || api_query_check(c, NULL, errp) < 0)
-        return -1;
-    AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
-    json_t *j = t ? inv_get(t, k, ref, errp) : NULL;
-    return j ? api_reply(resp, 200, j) : -1;
-}
-
 static int h_sg_list(struct api_call *c, struct http_response *resp, struct error **errp)
 {
-    return list(c, resp, &inv_security_groups, errp);
+    return api_list(c, resp, &inv_security_groups, errp);
 }
 
 static int h_sg_get(struct api_call *c, struct http_response *resp, struct error **errp)
 {
-    return get(c, resp, &inv_security_groups, errp);
+    return api_get(c, resp, &inv_security_groups, errp);
 }
 
 /* Checks 'rules' with the agent's parser; remote groups must exist. */
@@ -499,12 +477,12 @@ static int h_sg_delete(struct api_call *c, struct http_response *resp, struct er
 
 static int h_vp_list(struct api_call *c, struct http_response *resp, struct error **errp)
 {
-    return list(c, resp, &inv_vlan_pools, errp);
+    return api_list(c, resp, &inv_vlan_pools, errp);
 }
 
 static int h_vp_get(struct api_call *c, struct http_response *resp, struct error **errp)
 {
-    return get(c, resp, &inv_vlan_pools, errp);
+    return api_get(c, resp, &inv_vlan_pools, errp);
 }
 
 static int h_vp_create(struct api_call *c, struct http_response *resp, struct error **errp)

@@ -36,46 +36,24 @@
 #include "util/json_util.h"
 #include "util/mem.h"
 
-static int list(struct api_call *c, struct http_response *resp, const struct inv_kind *k,
-                struct error **errp)
-{
-    struct inv_page p;
-    if (api_page_parse(c, k, NULL, &p, errp) < 0)
-        return -1;
-    AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
-    json_t *j = t ? inv_list(t, k, &p, errp) : NULL;
-    return j ? api_reply(resp, 200, j) : -1;
-}
-
-static int get(struct api_call *c, struct http_response *resp, const struct inv_kind *k,
-               struct error **errp)
-{
-    const char *ref = api_ref(c, 0, "id", errp);
-    if (!ref || api_query_check(c, NULL, errp) < 0)
-        return -1;
-    AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
-    json_t *j = t ? inv_get(t, k, ref, errp) : NULL;
-    return j ? api_reply(resp, 200, j) : -1;
-}
-
 static int h_vm_list(struct api_call *c, struct http_response *resp, struct error **errp)
 {
-    return list(c, resp, &inv_vms, errp);
+    return api_list(c, resp, &inv_vms, errp);
 }
 
 static int h_vm_get(struct api_call *c, struct http_response *resp, struct error **errp)
 {
-    return get(c, resp, &inv_vms, errp);
+    return api_get(c, resp, &inv_vms, errp);
 }
 
 static int h_template_list(struct api_call *c, struct http_response *resp, struct error **errp)
 {
-    return list(c, resp, &inv_templates, errp);
+    return api_list(c, resp, &inv_templates, errp);
 }
 
 static int h_template_get(struct api_call *c, struct http_response *resp, struct error **errp)
 {
-    return get(c, resp, &inv_templates, errp);
+    return api_get(c, resp, &inv_templates, errp);
 }
 
 /* ---- helpers ------------------------------------------------------------ */

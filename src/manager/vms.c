@@ -1750,7 +1750,11 @@ static void undo_disk_volume(struct task_ctx *c)
         LOG_WARN("task %s: %s", c->task_id, err->message);
 }
 
-static int step_disk_attach(struct task_ctx *c, struct error **errp)
+/* Attaches device params[param] ("disk", "nic") to the task's VM live: its
+ * agent form comes from vm_agent_def() on a one-device specification; an
+ * agent that already has it (a resumed task) is fine. */
+static int device_attach(struct task_ctx *c, const char *param, const char *array,
+                         struct error **errp)
 {
     struct vm_rec v = { 0 };
     int ret = -1;
@@ -1759,14 +1763,15 @@ static int step_disk_attach(struct task_ctx *c, struct error **errp)
         goto out;
     {
         struct ds_path_ctx pc = { c->m, a->host_id };
-        AUTOJSON json_t *mini = json_pack("{s:s, s:[O]}", "name", v.name, "disks",
-                                          json_object_get(c->params, "disk"));
+        AUTOJSON json_t *mini = json_pack("{s:s, s:[O]}", "name", v.name, array,
+                                          json_object_get(c->params, param));
         AUTOJSON json_t *def = vm_agent_def(mini, v.id, ds_path_from_store, &pc, errp);
         if (!def)
             goto out;
-        AUTOFREE char *path = agent_path("/v1/vms/%s/disks", v.name);
+        AUTOFREE char *base = agent_path("/v1/vms/%s", v.name);
+        AUTOFREE char *path = xasprintf("%s/%s", base, array);
         AUTOERROR struct error *e = NULL;
-        if (agent_call(a, "POST", path, json_array_get(json_object_get(def, "disks"), 0), NULL,
+        if (agent_call(a, "POST", path, json_array_get(json_object_get(def, array), 0), NULL,
                        NULL, &e) < 0 && e->code != ERR_CONFLICT) {
             *errp = steal_pointer(&e);
             goto out;
@@ -1778,13 +1783,26 @@ out:
     return ret;
 }
 
-static void undo_disk_attach(struct task_ctx *c)
+/* Undo of device_attach(): detaches params[param] again (gone is fine). */
+static void device_detach_again(struct task_ctx *c, const char *param, const char *array)
 {
-    const json_t *d = json_object_get(c->params, "disk");
-    AUTOFREE char *suffix = agent_path("/disks/%s", json_string_value(json_object_get(d, "id")));
+    const json_t *d = json_object_get(c->params, param);
+    AUTOFREE char *id = agent_path("%s", json_string_value(json_object_get(d, "id")));
+    AUTOFREE char *suffix = xasprintf("/%s/%s", array, id);
     AUTOERROR struct error *err = NULL;
     if (vm_agent_call(c, "DELETE", suffix, NULL, ERR_NOT_FOUND, &err) < 0)
-        LOG_WARN("task %s: cannot detach the disk again: %s", c->task_id, err->message);
+        LOG_WARN("task %s: cannot detach %s '%s' again: %s", c->task_id, param,
+                 json_string_value(json_object_get(d, "id")), err->message);
+}
+
+static int step_disk_attach(struct task_ctx *c, struct error **errp)
+{
+    return device_attach(c, "disk", "disks", errp);
+}
+
+static void undo_disk_attach(struct task_ctx *c)
+{
+    device_detach_again(c, "disk", "disks");
 }
 
 static void edit_add_disk(json_t *spec, const json_t *p)
@@ -1867,39 +1885,14 @@ static const struct task_kind_def kind_detach_disk = { "vm.detach-disk", detach_
 /* attach-nic: params {"nic": a prepared NIC (its MAC reserved)} */
 static int step_nic_attach(struct task_ctx *c, struct error **errp)
 {
-    struct vm_rec v = { 0 };
-    int ret = -1;
-    AUTOAGENT struct agent_conn *a = vm_open(c, &v, errp);
-    if (!a)
-        goto out;
-    {
-        AUTOJSON json_t *mini = json_pack("{s:s, s:[O]}", "name", v.name, "nics",
-                                          json_object_get(c->params, "nic"));
-        AUTOJSON json_t *def = vm_agent_def(mini, v.id, ds_path_placeholder, NULL, errp);
-        if (!def)
-            goto out;
-        AUTOFREE char *path = agent_path("/v1/vms/%s/nics", v.name);
-        AUTOERROR struct error *e = NULL;
-        if (agent_call(a, "POST", path, json_array_get(json_object_get(def, "nics"), 0), NULL,
-                       NULL, &e) < 0 && e->code != ERR_CONFLICT) {
-            *errp = steal_pointer(&e);
-            goto out;
-        }
-    }
-    ret = 0;
-out:
-    vm_rec_clear(&v);
-    return ret;
+    return device_attach(c, "nic", "nics", errp);
 }
 
 static void undo_nic_attach(struct task_ctx *c)
 {
     const json_t *n = json_object_get(c->params, "nic");
-    AUTOFREE char *suffix = agent_path("/nics/%s", json_string_value(json_object_get(n, "id")));
+    device_detach_again(c, "nic", "nics");
     AUTOERROR struct error *err = NULL;
-    if (vm_agent_call(c, "DELETE", suffix, NULL, ERR_NOT_FOUND, &err) < 0)
-        LOG_WARN("task %s: cannot detach the NIC again: %s", c->task_id, err->message);
-    error_free(steal_pointer(&err));
     AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_WRITE, &err);
     if (!t || store_exec(t, "DELETE FROM vm_nics WHERE mac = ?",
                          STORE_ARGS(SV_TEXT(json_string_value(json_object_get(n, "mac")))),
