@@ -329,9 +329,14 @@ static int record(struct manager *m, const struct host_row *h, bool up, const js
         if (event_append(t, &e, errp) < 0)
             return -1;
     }
+    /* The VMs of a host that does not answer are in an unknown state until
+     * it does (then vms_host_sync() records what its agent reports). */
+    int64_t unknown = 0;
+    if (!up && (unknown = vms_mark_unknown(t, h->id, h->name, errp)) < 0)
+        return -1;
     /* Only state changes wake the event long polls. */
-    return changed ? manager_commit(m, steal_pointer(&t), errp)
-                   : store_commit(steal_pointer(&t), errp);
+    return changed || unknown ? manager_commit(m, steal_pointer(&t), errp)
+                              : store_commit(steal_pointer(&t), errp);
 }
 
 /* One host's heartbeat, on its own thread: the call, the record, then (when

@@ -2552,6 +2552,48 @@ void vms_host_sync(struct manager *m, const char *host_id, struct agent_conn *a,
     json_decref(seen);
 }
 
+int64_t vms_mark_unknown(struct store_txn *t, const char *host_id, const char *host_name,
+                         struct error **errp)
+{
+    json_t *list = json_array();
+    {
+        AUTOSTMT struct store_stmt *st = store_query(
+            t, "SELECT id, name FROM vms WHERE host_id = ? AND state NOT IN "
+               "('creating', 'unknown', 'missing')", STORE_ARGS(SV_TEXT(host_id)), errp);
+        if (!st) {
+            json_decref(list);
+            return -1;
+        }
+        int r;
+        while ((r = store_step(st, errp)) > 0)
+            json_array_append_new(list, json_pack("[s, s]", store_col_text(st, 0),
+                                                  store_col_text(st, 1)));
+        if (r < 0) {
+            json_decref(list);
+            return -1;
+        }
+    }
+    size_t i;
+    const json_t *x;
+    int64_t now = store_now_ms();
+    json_array_foreach(list, i, x) {
+        const char *id = json_string_value(json_array_get(x, 0));
+        const char *name = json_string_value(json_array_get(x, 1));
+        AUTOFREE char *why = xasprintf("host '%s' does not answer", host_name);
+        AUTOFREE char *msg = xasprintf("VM '%s' is unknown: %s", name, why);
+        if (store_exec(t, "UPDATE vms SET state = 'unknown', reason = ?, updated_at = ? "
+                          "WHERE id = ?",
+                       STORE_ARGS(SV_TEXT(why), SV_INT(now), SV_TEXT(id)), errp) < 0 ||
+            append_event(t, "vm.unknown", "warning", id, name, NULL, NULL, msg, errp) < 0) {
+            json_decref(list);
+            return -1;
+        }
+    }
+    int64_t n = (int64_t) json_array_size(list);
+    json_decref(list);
+    return n;
+}
+
 int vms_startup_sweep(struct manager *m, struct error **errp)
 {
     AUTOTXN struct store_txn *t = store_begin(m->store, STORE_WRITE, errp);

@@ -77,6 +77,12 @@ int vm_spec_check(const json_t *spec, const char *vm_id, struct error **errp);
 void vms_host_sync(struct manager *m, const char *host_id, struct agent_conn *a,
                    bool reconnected);
 
+/* In the write transaction 't': marks 'unknown' every VM of host 'host_id'
+ * (named 'host_name') whose state the manager knew, with an event each.
+ * Returns how many changed, or -1. */
+int64_t vms_mark_unknown(struct store_txn *t, const char *host_id, const char *host_name,
+                         struct error **errp);
+
 /* Removes VMs left 'creating' without a task (a crash between recording the
  * VM and its task); at start-up.  Returns how many, or -1. */
 int vms_startup_sweep(struct manager *m, struct error **errp);

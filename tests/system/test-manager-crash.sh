@@ -10,7 +10,8 @@
 # in the datastore.  Then, with the manager stopped, the agent is changed
 # behind its back (a VM started, one undefined, one defined directly); the
 # restarted manager reports the new state, marks the vanished VM missing and
-# adopts the unknown one, once.
+# adopts the unknown one, once.  Last, the agent stops: its VMs become
+# 'unknown' until it is back.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/mgr-lib.sh"
 
@@ -108,5 +109,16 @@ n=$(mapi "$ATOK" GET '/api/v1/vms?name=stray' | jq -r .total)
 check "adopted once" [ "$n" = 1 ]
 ev=$(mapi "$ATOK" GET '/api/v1/events?type=vm.adopted' | jq -r .total)
 check "adoption is an event" [ "$ev" = 1 ]
+# 5. The agent goes away: its VMs are unknown; it comes back: they are what
+# it reports (the running one still runs: QEMU outlives its agent).
+kill -TERM "$MAGENT_PID"; wait "$MAGENT_PID" 2>/dev/null; MAGENT_PID=
+check "host disconnected when its agent stops" host_state_is node1 disconnected
+check "its running VM is unknown" state_is "$first" unknown
+check "with the reason" [ "$(mapi "$ATOK" GET "/api/v1/vms/$first" | jq -r .reason)" = "host 'node1' does not answer" ]
+check "operations on it are refused while the host is away" \
+    [ "$(task_wait "$(mapi "$ATOK" POST "/api/v1/vms/$first/suspend" | jq -r .task.id)")" = failed ]
+mgr_start_agent
+check "host connected again" host_state_is node1 connected
+check "the VM is running again in the records" state_is "$first" running
 check "destroy through the manager" \
     [ "$(task_wait "$(mapi "$ATOK" POST "/api/v1/vms/$first/destroy" | jq -r .task.id)")" = succeeded ]
