@@ -2,16 +2,17 @@
 # test-manager-crash.sh - kill -9 of the manager in the middle of 20
 # concurrent tasks, and reconciliation with the agent after a restart.
 #
-# 20 VM creations are submitted at once (ten with eager-zeroed disks, whose
-# zeroing is an agent job, ten thin), and the manager is killed with SIGKILL
-# while they run.  After a restart every task has ended - succeeded, or
-# failed with its steps undone - and the inventory matches what the agent
-# has: the same VMs (by uuid), and exactly the volumes of the recorded disks
-# in the datastore.  Then, with the manager stopped, the agent is changed
-# behind its back (a VM started, one undefined, one defined directly); the
-# restarted manager reports the new state, marks the vanished VM missing and
-# adopts the unknown one, once.  Last, the agent stops: its VMs become
-# 'unknown' until it is back.
+# 20 tasks are submitted at once - 14 VM creations (half with eager-zeroed
+# disks, whose zeroing is an agent job), 3 starts and 3 snapshots of VMs made
+# before - and the manager is killed with SIGKILL while they run.  After a
+# restart every task has ended - succeeded, or failed with its steps undone -
+# and the inventory matches what the agent has: the same VMs (by uuid) in the
+# same states, exactly the volumes of the recorded disks in the datastore,
+# a snapshot exactly where its task succeeded.  Then, with the manager
+# stopped, the agent is changed behind its back (a VM started, one
+# undefined, one defined directly); the restarted manager reports the new
+# state, marks the vanished VM missing and adopts the unknown one, once.
+# Last, the agent stops: its VMs become 'unknown' until it is back.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/mgr-lib.sh"
 
@@ -24,18 +25,31 @@ agent_api() {
     curl "${args[@]}" "http://agent$2"
 }
 
-# 1. Twenty creations at once, the manager killed while they run.
+# 0. Six VMs made beforehand: three to start and three to snapshot in the batch.
+for p in p1 p2 p3 p4 p5 p6; do
+    tid=$(mapi "$ATOK" POST /api/v1/vms "$(vm_spec "$p")" | jq -r .task.id)
+    [ "$(task_wait "$tid")" = succeeded ] || { echo "Bail out! cannot create $p"; exit 1; }
+done
+
+# 1. Twenty tasks at once - fourteen creations (half with eager-zeroed disks,
+# whose zeroing is an agent job), three starts, three snapshots - and the
+# manager killed while they run.
 : >"$MD/tasks"
 pids=()
-for i in $(seq 1 20); do
+post_task() {   # post_task PATH BODY: the task id into $MD/tasks
+    curl -s --unix-socket "$MSOCK" -H "Authorization: Bearer $ATOK" \
+        -H 'Content-Type: application/json' --data-binary "$2" "http://m$1" |
+        jq -r .task.id >>"$MD/tasks"
+}
+for p in p1 p2 p3; do post_task "/api/v1/vms/$p/start" '{}' & pids+=($!); done
+for p in p4 p5 p6; do post_task "/api/v1/vms/$p/snapshots" '{"name": "snap1"}' & pids+=($!); done
+for i in $(seq 1 14); do
     if [ $((i % 2)) = 0 ]; then
         extra='{"disks": [{"datastore": "ds1", "size": 201326592, "provisioning": "thick-eager", "cache": "writeback"}]}'
     else
         extra='{}'
     fi
-    ( curl -s --unix-socket "$MSOCK" -H "Authorization: Bearer $ATOK" \
-          -H 'Content-Type: application/json' --data-binary "$(vm_spec "c$i" "$extra")" \
-          http://m/api/v1/vms | jq -r .task.id >>"$MD/tasks" ) &
+    post_task /api/v1/vms "$(vm_spec "c$i" "$extra")" &
     pids+=($!)
 done
 wait "${pids[@]}"
@@ -60,11 +74,17 @@ all_ended() {
     return 1
 }
 check "no task is left queued or running" all_ended
-mapi "$ATOK" GET '/api/v1/tasks?kind=vm.create&limit=100' >"$MD/tasks.json"
-ok_n=$(jq '[.items[] | select(.state == "succeeded")] | length' "$MD/tasks.json")
-failed_n=$(jq '[.items[] | select(.state == "failed")] | length' "$MD/tasks.json")
-echo "# after the restart: $ok_n succeeded, $failed_n failed"
-check "every task succeeded or failed" [ $((ok_n + failed_n)) = 20 ]
+mapi "$ATOK" GET '/api/v1/tasks?limit=100' |
+    jq --rawfile ids "$MD/tasks" '{items: [.items[] | select(.id as $i | $ids | contains($i))]}' \
+    >"$MD/tasks.json"
+check "the 20 tasks are on record" [ "$(jq '.items | length' "$MD/tasks.json")" = 20 ]
+for k in vm.create vm.start vm.snapshot-create; do
+    echo "# $k: $(jq -r --arg k "$k" '[.items[] | select(.kind == $k) | .state] | group_by(.) | map("\(length) \(.[0])") | join(", ")' "$MD/tasks.json")"
+done
+ended=$(jq '[.items[] | select(.state == "succeeded" or .state == "failed")] | length' "$MD/tasks.json")
+check "every task succeeded or failed" [ "$ended" = 20 ]
+ok_n=$(jq '[.items[] | select(.kind == "vm.create" and .state == "succeeded")] | length' "$MD/tasks.json")
+ok_n=$((ok_n + 6))      # and the six made before
 bad=$(jq '[.items[] | select(.state == "failed") | select(.error.message | test("interrupted") | not)] | length' "$MD/tasks.json")
 check "failed tasks failed because the manager stopped" [ "$bad" = 0 ]
 undone=$(jq '[.items[] | select(.state == "failed") | .steps[] | select(.state == "done")] | length' "$MD/tasks.json")
@@ -76,12 +96,38 @@ agent_vms=$(agent_api GET /v1/vms | jq -r '[.vms[].uuid | ascii_downcase] | sort
 check "the manager's VMs are exactly the agent's" [ "$mgr_vms" = "$agent_vms" ]
 n_mgr=$(mapi "$ATOK" GET '/api/v1/vms?limit=100' | jq -r .total)
 check "as many VMs as succeeded creations" [ "$n_mgr" = "$ok_n" ]
-states=$(mapi "$ATOK" GET '/api/v1/vms?limit=100' | jq -r '[.items[].state] | unique | join(",")')
-check "every created VM is stopped (none left creating)" [ "$states" = stopped ] || [ "$n_mgr" = 0 ]
+creating=$(mapi "$ATOK" GET '/api/v1/vms?state=creating' | jq -r .total)
+check "no VM left creating" [ "$creating" = 0 ]
+same_states() {     # the manager's state of every VM = the agent's
+    local i a b
+    for i in $(seq 1 50); do
+        a=$(mapi "$ATOK" GET '/api/v1/vms?limit=100' | jq -cS '[.items[] | {(.id): .state}] | add')
+        b=$(agent_api GET /v1/vms | jq -cS '[.vms[] | {(.uuid | ascii_downcase): .state}] | add')
+        [ "$a" = "$b" ] && return 0
+        sleep 0.2
+    done
+    echo "# manager $a"; echo "# agent   $b"
+    return 1
+}
+check "every VM's state is the agent's" same_states
+started=$(jq '[.items[] | select(.kind == "vm.start" and .state == "succeeded")] | length' "$MD/tasks.json")
+running=$(agent_api GET /v1/vms | jq '[.vms[] | select(.state == "running")] | length')
+check "the starts that succeeded left their VMs running ($started)" [ "$running" = "$started" ]
+snaps_ok() {        # manager's snapshot rows = the agent's snapshots, per VM
+    local p m a
+    for p in p4 p5 p6; do
+        m=$(mapi "$ATOK" GET "/api/v1/tasks?object=$(mapi "$ATOK" GET /api/v1/vms/$p | jq -r .id)&kind=vm.snapshot-create" |
+            jq -r '.items[0].state')
+        a=$(agent_api GET "/v1/vms/$p/snapshots" | jq -r '[.snapshots[].name] | join(",")')
+        if [ "$m" = succeeded ]; then [ "$a" = snap1 ] || { echo "# $p: $m but agent has '$a'"; return 1; }
+        else [ -z "$a" ] || { echo "# $p: $m but agent has '$a'"; return 1; }; fi
+    done
+}
+check "a snapshot exists on the agent exactly when its task succeeded" snaps_ok
 mgr_vols=$(mapi "$ATOK" GET '/api/v1/vms?limit=100' | jq -r '[.items[].definition.disks[].volume] | sort | join(",")')
 agent_vols=$(agent_api GET /v1/datastores/ds1/volumes | jq -r '[.volumes[].name] | sort | join(",")')
 check "the datastore holds exactly the recorded volumes" [ "$mgr_vols" = "$agent_vols" ]
-files=$(cd "$MD/ds1" && ls | grep -c '\.qcow2$')
+files=$(cd "$MD/ds1" && ls | grep -cE '^[^.]+\.qcow2$')   # volume roots (deltas are <vol>.<id>.qcow2)
 check "no stray image file ($files files)" [ "$files" = "$ok_n" ]
 
 # 4. Reconciliation: the agent changes while the manager is down.
