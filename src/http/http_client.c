@@ -34,7 +34,7 @@ struct http_client {
     char *target;            /* for messages: "'/run/strata.sock'" or "'host:port'" */
     char *connect_to;        /* CURLOPT_CONNECT_TO entry, or NULL */
     struct curl_slist *connect_to_list;
-    char *unix_path, *ca_file, *cert_file, *key_file;
+    char *unix_path, *ca_file, *cert_file, *key_file, *crl_file;
     char *auth_header;       /* "Authorization: Bearer ..." or NULL */
     size_t max_reply;
     unsigned long connects;  /* connections opened, summed over requests */
@@ -158,6 +158,10 @@ struct http_client *http_client_new(const struct http_client_config *cfg, struct
         SETOPT(h, CURLOPT_SSL_VERIFYHOST, 2L);
         SETOPT(h, CURLOPT_CAINFO, c->ca_file);
         SETOPT(h, CURLOPT_CAPATH, NULL);          /* the CA is pinned: no system store */
+        if (cfg->crl_file) {                      /* revoked server certificates */
+            c->crl_file = xstrdup(cfg->crl_file);
+            SETOPT(h, CURLOPT_CRLFILE, c->crl_file);
+        }
         if (cfg->cert_file) {
             c->cert_file = xstrdup(cfg->cert_file);
             c->key_file = xstrdup(cfg->key_file);
@@ -188,6 +192,7 @@ void http_client_free(struct http_client *c)
     free(c->target);
     free(c->unix_path);
     free(c->ca_file);
+    free(c->crl_file);
     free(c->cert_file);
     free(c->key_file);
     if (c->auth_header) {

@@ -33,6 +33,7 @@ struct http_client_config {
     const char *ca_file;          /* PEM: the only CA trusted for the server (required for HTTPS) */
     const char *cert_file;        /* PEM: this client's certificate (optional) */
     const char *key_file;         /* PEM: its private key (with cert_file) */
+    const char *crl_file;         /* PEM CRL of the CA: server certificates it revokes are refused (optional) */
     long connect_timeout_ms;      /* 0: 10 s */
     long timeout_ms;              /* whole request; 0: 120 s */
     size_t max_reply;             /* reply body limit; 0: 16 MiB */

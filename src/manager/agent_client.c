@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http/http_client.h"
 #include "manager/ca.h"
@@ -51,7 +52,9 @@ struct agent_conn *agent_connect_timeout(struct manager *m, const char *host_id,
     struct http_client_config cc = {
         .host = address, .port = (unsigned short) port, .server_name = name,
         .ca_file = ca_cert_file(m->ca), .cert_file = ca_client_cert_file(m->ca),
-        .key_file = ca_client_key_file(m->ca), .connect_timeout_ms = AGENT_CALL_CONNECT_MS,
+        .key_file = ca_client_key_file(m->ca),
+        .crl_file = access(ca_crl_file(m->ca), R_OK) == 0 ? ca_crl_file(m->ca) : NULL,
+        .connect_timeout_ms = AGENT_CALL_CONNECT_MS,
         .timeout_ms = timeout_ms > 0 ? timeout_ms : AGENT_CALL_TIMEOUT_MS,
     };
     struct http_client *c = http_client_new(&cc, errp);

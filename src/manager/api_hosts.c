@@ -20,6 +20,7 @@
 #include "manager/ca.h"
 #include "manager/hosts.h"
 #include "util/json_util.h"
+#include "util/log.h"
 #include "util/mem.h"
 
 static int h_join_token_list(struct api_call *c, struct http_response *resp,
@@ -123,6 +124,10 @@ static int h_host_delete(struct api_call *c, struct http_response *resp, struct 
     if (inv_delete(t, &inv_hosts, id, api_actor(c), errp) < 0 ||
         manager_commit(c->m, steal_pointer(&t), errp) < 0)
         return -1;
+    AUTOERROR struct error *cerr = NULL;
+    if (serial && host_crl_write(c->m, &cerr) < 0)
+        LOG_WARN("host '%s' deleted, but the CRL could not be written: %s", name,
+                 cerr->message);
     resp->status = 204;
     return 0;
 }
@@ -133,32 +138,7 @@ static int h_ca_crl(struct api_call *c, struct http_response *resp, struct error
 {
     if (api_query_check(c, NULL, errp) < 0)
         return -1;
-    if (!c->m->ca)
-        return error_set(errp, ERR_UNSUPPORTED, "this manager has no certificate authority");
-    char **serials = NULL;
-    size_t n = 0;
-    {
-        AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
-        AUTOSTMT struct store_stmt *st = t ? store_query(
-            t, "SELECT serial FROM revoked_certs ORDER BY revoked_at, serial", STORE_NO_ARGS,
-            errp) : NULL;
-        if (!st)
-            return -1;
-        int r;
-        while ((r = store_step(st, errp)) > 0) {
-            serials = xrealloc(serials, (n + 2) * sizeof *serials);
-            serials[n++] = xstrdup(store_col_text(st, 0));
-            serials[n] = NULL;
-        }
-        if (r < 0) {
-            strv_free(serials);
-            return -1;
-        }
-    }
-    if (!serials)
-        serials = xcalloc(1, sizeof *serials);
-    char *crl = ca_crl(c->m->ca, (const char *const *) serials, 0, errp);
-    strv_free(serials);
+    char *crl = host_crl_make(c->m, errp);
     if (!crl)
         return -1;
     resp->status = 200;

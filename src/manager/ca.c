@@ -29,7 +29,7 @@
 
 struct ca {
     pthread_mutex_t lock;
-    char *dir, *cert_file, *key_file, *client_cert_file, *client_key_file;
+    char *dir, *cert_file, *key_file, *client_cert_file, *client_key_file, *crl_file;
     char *cert_pem;
     gnutls_x509_crt_t crt;
     gnutls_x509_privkey_t key;
@@ -186,6 +186,7 @@ struct ca *ca_open(const char *dir, struct error **errp)
     ca->key_file = xasprintf("%s/ca-key.pem", dir);
     ca->client_cert_file = xasprintf("%s/manager.pem", dir);
     ca->client_key_file = xasprintf("%s/manager-key.pem", dir);
+    ca->crl_file = xasprintf("%s/agents-crl.pem", dir);
     bool have_cert = file_exists(ca->cert_file), have_key = file_exists(ca->key_file);
     int r;
     if (have_cert != have_key)
@@ -218,6 +219,7 @@ void ca_free(struct ca *ca)
     free(ca->key_file);
     free(ca->client_cert_file);
     free(ca->client_key_file);
+    free(ca->crl_file);
     free(ca->cert_pem);
     free(ca);
 }
@@ -227,6 +229,7 @@ const char *ca_dir(const struct ca *ca) { return ca->dir; }
 const char *ca_cert_file(const struct ca *ca) { return ca->cert_file; }
 const char *ca_client_cert_file(const struct ca *ca) { return ca->client_cert_file; }
 const char *ca_client_key_file(const struct ca *ca) { return ca->client_key_file; }
+const char *ca_crl_file(const struct ca *ca) { return ca->crl_file; }
 
 /* ---- issuing ------------------------------------------------------------ */
 

@@ -71,6 +71,10 @@ void ca_issued_clear(struct ca_issued *out);   /* frees and wipes; accepts zeroe
 int ca_issue(struct ca *ca, const struct ca_request *req, struct ca_issued *out,
              struct error **errp);
 
+/* Where the manager keeps the CRL of revoked agent certificates (written by
+ * host_crl_write(); may not exist yet). */
+const char *ca_crl_file(const struct ca *ca);
+
 /* Returns a new PEM CRL revoking the NULL-terminated hex 'serials', valid
  * for 'next_update_days' (0: 30). */
 char *ca_crl(struct ca *ca, const char *const *serials, unsigned next_update_days,

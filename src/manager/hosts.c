@@ -31,6 +31,7 @@
 #include "manager/manager.h"
 #include "manager/resources.h"
 #include "manager/vms.h"
+#include "util/fileutil.h"
 #include "util/json_util.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -224,6 +225,44 @@ int host_enroll(struct manager *m, const json_t *body, json_t **reply, struct er
                        "manager_cn", CA_MANAGER_CN);
     ca_issued_clear(&cert);
     return 0;
+}
+
+/* ---- revocation --------------------------------------------------------- */
+
+char *host_crl_make(struct manager *m, struct error **errp)
+{
+    if (!m->ca)
+        return error_set(errp, ERR_UNSUPPORTED, "this manager has no certificate authority"),
+               NULL;
+    char **serials = xcalloc(1, sizeof *serials);
+    size_t n = 0;
+    {
+        AUTOTXN struct store_txn *t = store_begin(m->store, STORE_READ, errp);
+        AUTOSTMT struct store_stmt *st = t ? store_query(
+            t, "SELECT serial FROM revoked_certs ORDER BY revoked_at, serial", STORE_NO_ARGS,
+            errp) : NULL;
+        int r = st ? 0 : -1;
+        while (st && (r = store_step(st, errp)) > 0) {
+            serials = xrealloc(serials, (n + 2) * sizeof *serials);
+            serials[n++] = xstrdup(store_col_text(st, 0));
+            serials[n] = NULL;
+        }
+        if (r < 0) {
+            strv_free(serials);
+            return NULL;
+        }
+    }
+    char *crl = ca_crl(m->ca, (const char *const *) serials, 0, errp);
+    strv_free(serials);
+    return crl;
+}
+
+int host_crl_write(struct manager *m, struct error **errp)
+{
+    AUTOFREE char *crl = host_crl_make(m, errp);
+    if (!crl)
+        return -1;
+    return file_write_atomic(ca_crl_file(m->ca), crl, strlen(crl), 0644, errp);
 }
 
 /* ---- monitoring --------------------------------------------------------- */

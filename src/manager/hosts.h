@@ -61,6 +61,13 @@ char *host_join_token_create(struct store_txn *t, const char *cluster_id, int64_
  * "cert_pem", "key_pem" (null with a CSR), "manager_cn"}. */
 int host_enroll(struct manager *m, const json_t *body, json_t **reply, struct error **errp);
 
+/* Returns a new PEM CRL listing the certificates of deleted hosts
+ * (revoked_certs), valid 30 days. */
+char *host_crl_make(struct manager *m, struct error **errp);
+/* Writes that CRL to ca_crl_file(): the manager then refuses an agent
+ * presenting a revoked certificate (at start-up and after each revocation). */
+int host_crl_write(struct manager *m, struct error **errp);
+
 /* One monitoring round over every host (what the monitor thread does every
  * interval); for tests.  Returns the number of hosts reached, or -1. */
 int host_monitor_poll(struct manager *m, struct error **errp);

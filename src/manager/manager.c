@@ -41,6 +41,9 @@ struct manager *manager_open(const struct manager_config *cfg, struct error **er
         manager_close(m);
         return NULL;
     }
+    AUTOERROR struct error *cerr = NULL;
+    if (m->ca && host_crl_write(m, &cerr) < 0)
+        LOG_WARN("cannot write the CRL of revoked agent certificates: %s", cerr->message);
     AUTOERROR struct error *serr = NULL;
     if (vms_startup_sweep(m, &serr) < 0)
         LOG_WARN("cannot sweep VM records: %s", serr->message);

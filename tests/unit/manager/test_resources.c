@@ -925,6 +925,29 @@ static void test_host_delete(void **state)
                                              &status, &crl, &len, &err), 0);
     assert_int_equal(status, 200);
     assert_non_null(strstr(crl, "BEGIN X509 CRL"));
+
+    /* node1 joins again and gets a new certificate; whoever still serves
+     * the old, revoked one at its address is refused by the manager. */
+    json_t *r2 = NULL;
+    assert_int_equal(call(f, "POST", "/api/v1/join-tokens", NULL, &r2), 201);
+    AUTOFREE char *tok = xstrdup(json_string_value(json_object_get(r2, "token")));
+    json_decref(r2);
+    json_t *rejoined = NULL;
+    assert_int_equal(call(f, "POST", "/api/v1/hosts",
+                          json_pack("{s:s, s:s, s:s}", "token", tok, "name", "node1",
+                                    "address", "127.0.0.1"), &rejoined), 201);
+    http_server_stop(f->agents[0].server);
+    start_agent(f, 0);                  /* the old certificate, revoked */
+    assert_int_equal(host_monitor_poll(f->m, &err), N_HOSTS - 1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM hosts WHERE name = 'node1' AND "
+                              "state = 'connected'"), 0);
+    http_server_stop(f->agents[0].server);
+    json_decref(f->joined[0]);
+    f->joined[0] = rejoined;            /* the new one */
+    start_agent(f, 0);
+    assert_int_equal(host_monitor_poll(f->m, &err), N_HOSTS);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM hosts WHERE name = 'node1' AND "
+                              "state = 'connected'"), 1);
 }
 
 int main(void)
