@@ -427,7 +427,25 @@ static int h_snap_list(struct api_call *c, struct http_response *resp, struct er
     if (agent_call(a, "GET", path, NULL, NULL, &r, errp) < 0)
         return -1;
     json_t *items = json_object_get(r, "snapshots");
-    json_object_set(r, "items", items ? items : json_array());
+    /* The manager's conventions on the agent's items: an ISO time, and
+     * whether each is the current one (the agent names it by name). */
+    const char *current = json_string_value(json_object_get(r, "current"));
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+        json_t *ms = json_object_get(it, "created_ms");
+        if (json_is_integer(ms)) {
+            AUTOFREE char *iso = inv_time_format(json_integer_value(ms));
+            json_object_set_new(it, "created_at", json_string(iso));
+        }
+        const char *sname = json_string_value(json_object_get(it, "name"));
+        json_object_set_new(it, "current",
+                            json_boolean(current && sname && !strcmp(current, sname)));
+    }
+    if (!items)
+        json_object_set_new(r, "items", json_array());
+    else
+        json_object_set(r, "items", items);
     return api_reply(resp, 200, r);
 }
 

@@ -98,6 +98,8 @@ check "shutdown" s shutdown vm1 --timeout 60
 check "state stopped" [ "$(vm_state vm1)" = stopped ]
 check "snapshot-revert" s snapshot-revert vm1 s1
 check "the reverted snapshot is current" [ "$(sj snapshot-list vm1 | jq -r .current)" = s1 ]
+check "the list marks it current, with its time" \
+    [ "$(sj snapshot-list vm1 | jq -r '.items[0] | "\(.current) \(.created_at | test("^20[0-9-]+T"))"')" = "true true" ]
 check "a second snapshot with the same name: conflict (4)" \
     [ "$(s snapshot-create-as vm1 s1; echo $?)" = 4 ]
 check "snapshot-delete" s snapshot-delete vm1 s1
