@@ -20,6 +20,7 @@
 
 #include <ctype.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -33,6 +34,7 @@
 #include "manager/resources.h"
 #include "manager/tasks.h"
 #include "model/vm_def.h"
+#include "storage/datastore.h"
 #include "util/json_util.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -311,7 +313,7 @@ static json_t *disk_prepare(struct store_txn *t, const json_t *d, size_t i, cons
             json_object_set(out, *k, json_object_get(d, *k));
     if (vol) {
         AUTOFREE char *fvol = json_path_join(pfx, "volume");
-        if (inv_name_validate(vol, fvol, errp) < 0) {
+        if (storage_name_validate(vol, "volume", fvol, errp) < 0) {
             json_decref(out);
             return NULL;
         }
@@ -327,7 +329,7 @@ static json_t *disk_prepare(struct store_txn *t, const json_t *d, size_t i, cons
     json_object_set_new(out, "volume", json_string(newvol));
     if (base) {
         AUTOFREE char *fbase = json_path_join(pfx, "base");
-        if (inv_name_validate(base, fbase, errp) < 0) {
+        if (storage_name_validate(base, "volume", fbase, errp) < 0) {
             json_decref(out);
             return NULL;
         }
@@ -1246,13 +1248,19 @@ static int forget_vm(struct manager *m, const char *vm_id, const char *task_id,
     return manager_commit(m, steal_pointer(&t), errp);
 }
 
+/* Placements run one at a time: each sees the commitments of the one
+ * before (the VM's host is recorded before the next chooses), so parallel
+ * creations cannot overcommit a host between two heartbeats. */
+static pthread_mutex_t place_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int step_place(struct task_ctx *c, struct error **errp)
 {
     struct vm_rec v = { 0 };
     int ret = -1;
     char host[UUID_STRLEN + 1];
     if (vm_rec_load(c->m, vm_id_of(c), &v, errp) < 0)
-        goto out;
+        return -1;
+    pthread_mutex_lock(&place_lock);
     if (vm_place(c->m, &v, v.host_id, host, errp) < 0)
         goto out;
     {
@@ -1266,6 +1274,7 @@ static int step_place(struct task_ctx *c, struct error **errp)
     json_object_set_new(c->checkpoint, "host", json_string(host));
     ret = 0;
 out:
+    pthread_mutex_unlock(&place_lock);
     vm_rec_clear(&v);
     return ret;
 }
