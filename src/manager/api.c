@@ -225,8 +225,15 @@ int api_list(struct api_call *c, struct http_response *resp, const struct inv_ki
     if (api_page_parse(c, k, NULL, &p, errp) < 0)
         return -1;
     AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_READ, errp);
-    json_t *j = t ? inv_list(t, k, &p, errp) : NULL;
-    return j ? api_reply(resp, 200, j) : -1;
+    size_t len = 0;
+    char *text = t ? inv_list_text(t, k, &p, &len, errp) : NULL;
+    if (!text)
+        return -1;
+    resp->status = 200;
+    resp->raw = text;
+    resp->raw_len = len;
+    resp->content_type = "application/json";
+    return 0;
 }
 
 int api_get(struct api_call *c, struct http_response *resp, const struct inv_kind *k,

@@ -376,8 +376,11 @@ static char *select_list(const struct inv_kind *k)
     return s;
 }
 
-json_t *inv_list(struct store_txn *t, const struct inv_kind *k, const struct inv_page *p,
-                 struct error **errp)
+/* The page's statement and total for kind 'k'. */
+static struct store_stmt *list_query(struct store_txn *t, const struct inv_kind *k,
+                                     const struct inv_page *p, int64_t *limit_out,
+                                     int64_t *offset_out, int64_t *total_out,
+                                     struct error **errp)
 {
     int64_t limit = p->limit > 0 ? p->limit : INV_DEFAULT_LIMIT;
     if (limit > INV_MAX_LIMIT)
@@ -404,16 +407,23 @@ json_t *inv_list(struct store_txn *t, const struct inv_kind *k, const struct inv
     }
 
     AUTOFREE char *count_sql = xasprintf("SELECT COUNT(*) FROM %s%s", k->table, where);
-    int64_t total = 0;
-    if (store_query_int(t, count_sql, args, n, &total, errp) < 0)
+    if (store_query_int(t, count_sql, args, n, total_out, errp) < 0)
         return NULL;
-
     AUTOFREE char *cols = select_list(k);
     AUTOFREE char *sql = xasprintf("SELECT %s FROM %s%s ORDER BY %s LIMIT ? OFFSET ?", cols,
                                    k->table, where, k->order_by);
     args[n++] = SV_INT(limit);
     args[n++] = SV_INT(offset);
-    AUTOSTMT struct store_stmt *st = store_query(t, sql, args, n, errp);
+    *limit_out = limit;
+    *offset_out = offset;
+    return store_query(t, sql, args, n, errp);
+}
+
+json_t *inv_list(struct store_txn *t, const struct inv_kind *k, const struct inv_page *p,
+                 struct error **errp)
+{
+    int64_t limit, offset, total = 0;
+    AUTOSTMT struct store_stmt *st = list_query(t, k, p, &limit, &offset, &total, errp);
     if (!st)
         return NULL;
     AUTOJSON json_t *items = json_array();
@@ -424,6 +434,149 @@ json_t *inv_list(struct store_txn *t, const struct inv_kind *k, const struct inv
         return NULL;
     return json_pack("{s:O, s:I, s:I, s:I}", "items", items, "total", (json_int_t) total,
                      "limit", (json_int_t) limit, "offset", (json_int_t) offset);
+}
+
+/* ---- lists as text ------------------------------------------------------ */
+
+struct sbuf {
+    char *s;
+    size_t len, cap;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->s = xrealloc(b->s, b->cap);
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+    sb_put(b, s, strlen(s));
+}
+
+/* 's' as a JSON string; false (nothing written) when it is not UTF-8. */
+static bool sb_json_string(struct sbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char) s[i] >= 0x80) {
+            AUTOFREE char *copy = xstrdup(s);
+            if (utf8_sanitize(copy, n))
+                return false;
+            break;
+        }
+    sb_put(b, "\"", 1);
+    const char *run = s;
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char) *p;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        sb_put(b, run, (size_t) (p - run));
+        char esc[8];
+        switch (c) {
+        case '"': sb_str(b, "\\\""); break;
+        case '\\': sb_str(b, "\\\\"); break;
+        case '\n': sb_str(b, "\\n"); break;
+        case '\t': sb_str(b, "\\t"); break;
+        case '\r': sb_str(b, "\\r"); break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            sb_str(b, esc);
+        }
+        run = p + 1;
+    }
+    sb_str(b, run);
+    sb_put(b, "\"", 1);
+    return true;
+}
+
+/* One row as JSON text, as row_to_json() would serialise it: stored JSON
+ * documents are spliced in as they are (the manager wrote them with
+ * json_to_string(), so they are JSON), instead of being parsed and written
+ * again - what makes long lists cheap. */
+static void row_to_text(struct sbuf *b, struct store_stmt *st, const struct inv_kind *k)
+{
+    sb_put(b, "{", 1);
+    for (int i = 0; k->fields[i].column; i++) {
+        const struct inv_field *f = &k->fields[i];
+        if (i)
+            sb_put(b, ",", 1);
+        sb_json_string(b, f->key);
+        sb_put(b, ":", 1);
+        if (store_col_is_null(st, i)) {
+            sb_str(b, "null");
+            continue;
+        }
+        char num[32];
+        switch (f->type) {
+        case INV_INT:
+            snprintf(num, sizeof num, "%lld", (long long) store_col_int(st, i));
+            sb_str(b, num);
+            break;
+        case INV_BOOL:
+            sb_str(b, store_col_int(st, i) ? "true" : "false");
+            break;
+        case INV_TIME: {
+            AUTOFREE char *s = inv_time_format(store_col_int(st, i));
+            sb_json_string(b, s);
+            break;
+        }
+        case INV_JSON: {
+            const char *s = store_col_text(st, i);
+            /* Documents are objects or arrays; anything else is not one of
+             * ours and goes the slow way. */
+            if ((s[0] == '{' || s[0] == '[') && s[strlen(s) - 1] == (s[0] == '{' ? '}' : ']')) {
+                sb_str(b, s);
+            } else {
+                json_t *v = json_loads(s, JSON_DECODE_ANY, NULL);
+                AUTOFREE char *txt = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+                json_decref(v);
+                if (txt && *txt)
+                    sb_str(b, txt);
+                else if (!sb_json_string(b, s))
+                    sb_str(b, "null");
+            }
+            break;
+        }
+        default:
+            if (!sb_json_string(b, store_col_text(st, i)))
+                sb_str(b, "null");
+            break;
+        }
+    }
+    sb_put(b, "}", 1);
+}
+
+char *inv_list_text(struct store_txn *t, const struct inv_kind *k, const struct inv_page *p,
+                    size_t *len, struct error **errp)
+{
+    int64_t limit, offset, total = 0;
+    AUTOSTMT struct store_stmt *st = list_query(t, k, p, &limit, &offset, &total, errp);
+    if (!st)
+        return NULL;
+    struct sbuf b = { 0 };
+    sb_str(&b, "{\"items\":[");
+    int r, n = 0;
+    while ((r = store_step(st, errp)) > 0) {
+        if (n++)
+            sb_put(&b, ",", 1);
+        row_to_text(&b, st, k);
+    }
+    if (r < 0) {
+        free(b.s);
+        return NULL;
+    }
+    char tail[128];
+    snprintf(tail, sizeof tail, "],\"total\":%lld,\"limit\":%lld,\"offset\":%lld}",
+             (long long) total, (long long) limit, (long long) offset);
+    sb_str(&b, tail);
+    *len = b.len;
+    return b.s;
 }
 
 /* The condition that finds 'ref' in 'k': by id, or by name for a non-UUID. */

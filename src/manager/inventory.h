@@ -84,6 +84,11 @@ struct inv_page {
 /* Returns a new {"items": [...], "total": N, "limit": L, "offset": O}. */
 json_t *inv_list(struct store_txn *t, const struct inv_kind *k, const struct inv_page *p,
                  struct error **errp);
+/* The same page as JSON text (a new buffer, '*len' bytes): stored JSON
+ * documents are spliced in as they are rather than parsed and serialised
+ * again.  What the list routes answer. */
+char *inv_list_text(struct store_txn *t, const struct inv_kind *k, const struct inv_page *p,
+                    size_t *len, struct error **errp);
 /* Returns a new JSON object for the row whose id (or name) is 'ref';
  * ERR_NOT_FOUND naming the kind otherwise. */
 json_t *inv_get(struct store_txn *t, const struct inv_kind *k, const char *ref,

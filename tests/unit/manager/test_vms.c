@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "manager/inventory.h"
 #include "manager/manager.h"
 #include "manager/vms.h"
 #include "util/json_util.h"
@@ -309,6 +310,43 @@ static void test_agent_def(void **state)
     assert_int_equal(vm_spec_check(spec, vm_id, &err), 0);
 }
 
+/* The list routes answer inv_list_text(): the same document as inv_list(),
+ * with stored JSON spliced in and strings escaped by hand. */
+static void test_list_text(void **state)
+{
+    struct fixture *f = *state;
+    exec(f, "INSERT INTO templates (id, name, description, definition, created_at, updated_at) "
+            "VALUES ('t1', 'tq', 'quote \" back \\ nl \n tab \t ctl \x01 utf8 \xc3\xa9\xe2\x82\xac', "
+            "'{\"a\":[1,2,{\"b\":null}],\"s\":\"x\\\"y\"}', 1763780000123, 0)");
+    exec(f, "INSERT INTO templates (id, name, definition, created_at, updated_at) "
+            "VALUES ('t2', 'tr', 'not json', 0, 0)");
+    exec(f, "INSERT INTO hosts (id, name, address, port, created_at, updated_at) "
+            "VALUES ('h1', 'node1', '127.0.0.1', 1, 0, 0)");
+    char id[UUID_STRLEN + 1];
+    assert_null(create(f, "{\"name\": \"v1\", \"memory\": 128, \"nics\": [{}]}", id));
+    const struct inv_kind *kinds[] = { &inv_templates, &inv_hosts, &inv_vms, &inv_events,
+                                       &inv_clusters };
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+        AUTOERROR struct error *err = NULL;
+        AUTOTXN struct store_txn *t = store_begin(f->m->store, STORE_READ, &err);
+        struct inv_page p = { .limit = 50 };
+        AUTOJSON json_t *a = inv_list(t, kinds[i], &p, &err);
+        size_t len = 0;
+        AUTOFREE char *text = inv_list_text(t, kinds[i], &p, &len, &err);
+        assert_non_null(a);
+        assert_non_null(text);
+        assert_int_equal(strlen(text), len);
+        json_error_t je;
+        AUTOJSON json_t *b = json_loadb(text, len, 0, &je);
+        if (!b)
+            fail_msg("%s: not JSON (%s): %s", kinds[i]->table, je.text, text);
+        if (!json_equal(a, b)) {
+            AUTOFREE char *sa = json_dumps(a, JSON_SORT_KEYS);
+            fail_msg("%s differs:\n%s\n%s", kinds[i]->table, sa, text);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +354,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_deploy, setup, teardown),
         cmocka_unit_test(test_agent_def),
+        cmocka_unit_test_setup_teardown(test_list_text, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
