@@ -93,16 +93,20 @@ int agent_job_wait(struct agent_conn *a, const char *job_id, agent_progress_fn *
 {
     AUTOFREE char *path = agent_path("/v1/jobs/%s", job_id);
     AUTOFREE char *poll = xasprintf("%s?wait_ms=%d", path, JOB_POLL_MS);
-    int last = -1;
+    bool cancelling = false;
     for (;;) {
         AUTOJSON json_t *job = NULL;
         if (agent_call(a, "GET", poll, NULL, NULL, &job, errp) < 0)
             return -1;
         const char *state = json_string_value(json_object_get(job, "state"));
         int pct = (int) json_integer_value(json_object_get(job, "progress"));
-        if (progress && pct != last) {
-            progress(pct, opaque);
-            last = pct;
+        if (progress && !progress(pct, opaque) && !cancelling &&
+            state && !strcmp(state, "running")) {
+            AUTOERROR struct error *cerr = NULL;
+            if (agent_call(a, "DELETE", path, NULL, NULL, NULL, &cerr) < 0)
+                LOG_WARN("host '%s': cannot cancel job %s: %s", a->host_name, job_id,
+                         cerr->message);
+            cancelling = true;
         }
         if (!state)
             return error_set(errp, ERR_IO, "host '%s': job '%s' has no state", a->host_name,

@@ -59,7 +59,10 @@ static inline void autoagent_impl(struct agent_conn **a) { agent_conn_free(*a); 
 int agent_call(struct agent_conn *a, const char *method, const char *path, const json_t *body,
                long *status, json_t **reply, struct error **errp);
 
-typedef void agent_progress_fn(int percent, void *opaque);
+/* Called at every poll of an agent job with its progress; returning false
+ * asks the agent to cancel the job (DELETE /v1/jobs/{id}) - the wait goes
+ * on until the job has ended, and a cancelled job is an error. */
+typedef bool agent_progress_fn(int percent, void *opaque);
 
 /* As agent_call(); when the agent answers 202 with a job, waits for the job
  * to end, calling 'progress' (optional) as it advances.  '*reply' receives

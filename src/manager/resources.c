@@ -606,9 +606,12 @@ json_t *res_volume_list(struct manager *m, const char *ref, struct error **errp)
 
 /* ---- volume tasks ------------------------------------------------------- */
 
-static void on_progress(int pct, void *opaque)
+/* Progress of an agent job into the task's; false once the task is being
+ * cancelled, which cancels the agent job too. */
+static bool on_progress(int pct, void *opaque)
 {
     task_progress(opaque, pct);
+    return !task_cancel_requested(opaque);
 }
 
 static const char *param(const struct task_ctx *c, const char *key)

@@ -163,6 +163,11 @@ static bool cancel_requested(struct task_engine *e, struct job *j)
     return c;
 }
 
+bool task_cancel_requested(struct task_ctx *c)
+{
+    return c->engine && c->job && cancel_requested(c->engine, c->job);
+}
+
 static void execute(struct task_engine *e, struct job *j)
 {
     AUTOJSON json_t *result = json_object();
@@ -185,6 +190,8 @@ static void execute(struct task_engine *e, struct job *j)
     }
 
     c.n_steps = n;
+    c.engine = e;
+    c.job = j;
     for (size_t i = j->start_step; i < n; i++) {
         const struct task_step_def *s = &j->kind->steps[i];
         AUTOERROR struct error *err = NULL;
@@ -202,7 +209,10 @@ static void execute(struct task_engine *e, struct job *j)
             error_prefix(&err, "step '%s'", s->name);
             LOG_WARN("task %s (%s): %s", j->id, j->kind->kind, err->message);
             undo_steps(e, j, &c, i, i);
-            persist_finish(e, j, TASK_FAILED, NULL, err);
+            /* A step that gave up because the task was cancelled: cancelled. */
+            bool cancelled = cancel_requested(e, j);
+            persist_finish(e, j, cancelled ? TASK_CANCELLED : TASK_FAILED, NULL,
+                           cancelled ? NULL : err);
             return;
         }
         if (persist_done(e, j, i, "done", c.checkpoint, &err) < 0) {

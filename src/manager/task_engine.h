@@ -48,12 +48,18 @@ struct task_ctx {
     json_t *result;         /* read-write: the task's result on success (starts {}) */
     void *opaque;           /* the kind's */
     size_t step_index, n_steps;     /* the step running, of how many */
+    struct task_engine *engine;     /* private: for task_cancel_requested() */
+    void *job;
 };
 
 /* Records how far the running step is (0..100); the task's progress is
  * the steps done plus this fraction of the current one.  Best effort (a
  * failure to record is logged), never moves the progress backwards. */
 void task_progress(struct task_ctx *c, int percent);
+/* True once the task was asked to stop (POST /api/v1/tasks/{id}/cancel): a
+ * step waiting on something long (an agent job) may give up early; the
+ * engine then undoes it and the steps before, as after any cancellation. */
+bool task_cancel_requested(struct task_ctx *c);
 
 struct task_step_def {
     const char *name;

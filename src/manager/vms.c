@@ -1137,9 +1137,12 @@ static int ds_host(struct manager *m, const char *ds_id, const char *prefer,
 
 /* ---- task helpers ------------------------------------------------------- */
 
-static void on_progress(int pct, void *opaque)
+/* Progress of an agent job into the task's; false once the task is being
+ * cancelled, which cancels the agent job too. */
+static bool on_progress(int pct, void *opaque)
 {
     task_progress(opaque, pct);
+    return !task_cancel_requested(opaque);
 }
 
 static const char *param_str(const struct task_ctx *c, const char *key)

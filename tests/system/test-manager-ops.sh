@@ -134,6 +134,31 @@ check "and leaves nothing" [ "$(sj list --all | jq -r '[.items[].name] | join(",
 check "host-maintenance node1 off" s host-maintenance node1 off
 check "node1 connected again" host_state_is node1 connected
 
+# Cancelling a creation while its eager-zeroed 4 GiB disk is being written:
+# the agent's job is cancelled too, everything is undone.
+spec=$(vm_spec big1 '{"disks": [{"datastore": "ds1", "size": 4294967296, "provisioning": "thick-eager", "cache": "writeback"}]}')
+tid=$(mapi "$ATOK" POST /api/v1/vms "$spec" | jq -r .task.id)
+zeroing() {
+    local i
+    for i in $(seq 1 100); do
+        [ "$(mapi "$ATOK" GET "/api/v1/tasks/$tid" | jq -r '.steps[1].state')" = running ] &&
+            [ -f "$MD/ds1/big1-disk0.qcow2" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+check "the 4 GiB disk is being zeroed" zeroing
+t0=$(date +%s%N)
+check "task-cancel" s task-cancel "$tid"
+check "the task ends cancelled" [ "$(task_wait "$tid" 60)" = cancelled ]
+t1=$(date +%s%N)
+echo "# cancelled in $(( (t1 - t0) / 1000000 )) ms"
+check "without waiting for the zeroing to finish (< 5 s)" [ $(( (t1 - t0) / 1000000 )) -lt 5000 ]
+check "the VM is gone" [ "$(s dominfo big1; echo $?)" = 3 ]
+check "its volume is gone" [ ! -e "$MD/ds1/big1-disk0.qcow2" ]
+check "the agent's job was cancelled" \
+    [ "$(ajson /v1/jobs | jq -r '[.jobs[] | select(.target == "ds1/big1-disk0") | .state] | join(",")')" = cancelled ]
+
 # Events for what happened.
 for t in vm.created vm.running vm.paused vm.saved vm.deleted template.created; do
     n=$(mapi "$ATOK" GET "/api/v1/events?type=$t" | jq -r .total)
