@@ -33,6 +33,8 @@
 #                                      the ToR stops/starts carrying VLAN VID
 #                                      on HOST's uplinks (nftables, bridge family)
 #   nb_restart_agent HOST [SIGNAL]     stop (TERM or KILL) and start the agent
+#                                      (with NB_AGENT_ARGS[HOST] added, e.g. a
+#                                      --listen with the certificate a join gave)
 #   nb_restart_vswitchd HOST           stop and start HOST's ovs-vswitchd
 #   nb_guest HOST VM IP/PFX [EXTRA_JSON] [NIC_NETWORK_JSON]
 #                                      define + start a test guest with one NIC
@@ -46,6 +48,7 @@ NB_HOSTS=()
 NB_UPLINKS=${NB_UPLINKS:-1}
 NB_MTU=${NB_MTU:-1500}
 declare -A NB_AGENT_PID=()
+declare -A NB_AGENT_ARGS=()
 
 nb_ns() { echo "snb$NB_ID-$1"; }
 nb_tor_ns() { echo "snb$NB_ID-tor"; }
@@ -185,12 +188,14 @@ nb_restart_vswitchd() {
 }
 
 nb_start_agent() {
-    local h=$1 i
+    local h=$1 i extra=()
+    # NB_AGENT_ARGS[HOST]: more options for that host's agent (no spaces in them).
+    [ -n "${NB_AGENT_ARGS[$h]:-}" ] && read -ra extra <<<"${NB_AGENT_ARGS[$h]}"
     OVS_RUNDIR=$(nb_ovsdir "$h") ip netns exec "$(nb_ns "$h")" \
         "$ST_BUILD/src/agent/strata-agent" --state-dir "$NB_DIR/$h/state" \
         --run-dir "$NB_DIR/$h/run" --socket "$NB_DIR/$h/agent.sock" --image-root "$ST_IMAGES" \
         --accel "${ST_ACCEL:-tcg}" --shutdown-timeout 20 \
-        --log-level "${STRATA_LOG_LEVEL:-info}" >>"$NB_DIR/$h/agent.log" 2>&1 &
+        --log-level "${STRATA_LOG_LEVEL:-info}" "${extra[@]}" >>"$NB_DIR/$h/agent.log" 2>&1 &
     NB_AGENT_PID[$h]=$!
     for i in $(seq 1 200); do
         if curl -s --unix-socket "$NB_DIR/$h/agent.sock" http://agent/v1/version >/dev/null 2>&1; then
