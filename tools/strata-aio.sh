@@ -32,14 +32,6 @@ vm=demo
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 die() { printf 'strata-aio: %s\n' "$*" >&2; exit 1; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
-# mapi METHOD PATH [BODY]: the manager's API with the saved session token.
-mapi() {
-    local tok
-    tok=$(sed -n 's/^token=//p' "$STRATA_CONFIG" 2>/dev/null)
-    local args=(-sS --unix-socket "$msock" -X "$1" -H "Authorization: Bearer $tok")
-    [ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-    curl "${args[@]}" "http://m$2"
-}
 stop_pidfile() {
     local f=$1 i
     alive "$f" || { rm -f "$f"; return 0; }
@@ -78,7 +70,7 @@ clean)
         say "removing the demo VM and the NAT network"
         "$strata" destroy $vm >/dev/null 2>&1 || true
         "$strata" undefine $vm >/dev/null 2>&1 || true
-        mapi DELETE /api/v1/nat-networks/default >/dev/null 2>&1 || true
+        "$strata" nat-delete default >/dev/null 2>&1 || true
     fi
     stop_all
     rm -rf "$var"
@@ -179,13 +171,11 @@ done
 # 4. A datastore and the NAT network, pushed to the host by the manager.
 if ! "$strata" pool-info local >/dev/null 2>&1; then
     say "datastore 'local' (var/datastore)"
-    mapi POST /api/v1/datastores "{\"name\": \"local\", \"type\": \"local\", \"path\": \"$var/datastore\", \"hosts\": [\"$host\"]}" |
-        jq -e .id >/dev/null || die "cannot create the datastore"
+    "$strata" pool-create local --path "$var/datastore" --host "$host"
 fi
-if ! mapi GET /api/v1/nat-networks/default | jq -e .id >/dev/null 2>&1; then
+if ! "$strata" net-list --json | jq -e '.items | any(.name == "default")' >/dev/null; then
     say "NAT network 'default' (192.168.122.0/24, DHCP, masquerade)"
-    mapi POST /api/v1/nat-networks "{\"name\": \"default\", \"subnet\": \"192.168.122.0/24\", \"hosts\": [\"$host\"]}" |
-        jq -e .id >/dev/null || die "cannot create the NAT network"
+    "$strata" nat-create default --subnet 192.168.122.0/24 --host "$host"
 fi
 
 # 5. The demo VM, through the manager.

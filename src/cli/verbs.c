@@ -954,6 +954,81 @@ static int plan_cluster_create(const struct cli_args *a, struct cli_request *rq,
     return 0;
 }
 
+/* The --host options as a JSON array of names (at least one). */
+static json_t *host_list(const struct cli_args *a, const char *verb, struct error **errp)
+{
+    json_t *hosts = json_array();
+    size_t it = 0;
+    const char *h;
+    while ((h = cli_opt_next(a, "host", &it))) {
+        if (cli_check_name(h, "host", errp) < 0) {
+            json_decref(hosts);
+            return NULL;
+        }
+        json_array_append_new(hosts, json_string(h));
+    }
+    if (!json_array_size(hosts)) {
+        json_decref(hosts);
+        return error_set(errp, ERR_INVALID_ARG, "%s: at least one --host is required", verb),
+               NULL;
+    }
+    return hosts;
+}
+
+static int plan_pool_create(const struct cli_args *a, struct cli_request *rq,
+                            struct error **errp)
+{
+    static const char *const types[] = { "local", "shared", NULL };
+    const char *path = cli_opt(a, "path"), *type = cli_opt(a, "type");
+    if (cli_check_name(a->pos[0], "datastore", errp) < 0 ||
+        check_choice(type, "--type", types, errp) < 0)
+        return -1;
+    if (!path || path[0] != '/')
+        return error_set(errp, ERR_INVALID_ARG, "pool-create: --path must be an absolute "
+                         "directory");
+    json_t *hosts = host_list(a, "pool-create", errp);
+    if (!hosts)
+        return -1;
+    json_t *body = json_pack("{s:s, s:s, s:s, s:o}", "name", a->pos[0], "path", path, "type",
+                             type ? type : "local", "hosts", hosts);
+    if (cli_opt(a, "overcommit-ratio")) {
+        char *end;
+        double r = strtod(cli_opt(a, "overcommit-ratio"), &end);
+        if (*end || r < 1.0 || r > 100.0) {
+            json_decref(body);
+            return error_set(errp, ERR_INVALID_ARG, "--overcommit-ratio must be a number "
+                             "from 1 to 100");
+        }
+        json_object_set_new(body, "overcommit_ratio", json_real(r));
+    }
+    rq->method = "POST";
+    rq->kind = RQ_WRITE;
+    rq->path = xstrdup("/api/v1/datastores");
+    rq->body = body;
+    rq->done = xasprintf("datastore '%s' created", a->pos[0]);
+    return 0;
+}
+
+static int plan_nat_create(const struct cli_args *a, struct cli_request *rq,
+                           struct error **errp)
+{
+    const char *subnet = cli_opt(a, "subnet");
+    if (cli_check_name(a->pos[0], "NAT network", errp) < 0)
+        return -1;
+    json_t *hosts = host_list(a, "nat-create", errp);
+    if (!hosts)
+        return -1;
+    json_t *body = json_pack("{s:s, s:o}", "name", a->pos[0], "hosts", hosts);
+    if (subnet)
+        json_object_set_new(body, "subnet", json_string(subnet));
+    rq->method = "POST";
+    rq->kind = RQ_WRITE;
+    rq->path = xstrdup("/api/v1/nat-networks");
+    rq->body = body;
+    rq->done = xasprintf("NAT network '%s' created", a->pos[0]);
+    return 0;
+}
+
 static int plan_site_create(const struct cli_args *a, struct cli_request *rq,
                             struct error **errp)
 {
@@ -1066,6 +1141,10 @@ static const struct cli_optdef cluster_create_opts[] = {
     V("site"), V("description"), V("startup-policy"), F("memory-overcommit"), O_END,
 };
 static const struct cli_optdef description_opts[] = { V("description"), O_END };
+static const struct cli_optdef pool_create_opts[] = {
+    V("path"), V("type"), M("host"), V("overcommit-ratio"), O_END,
+};
+static const struct cli_optdef nat_create_opts[] = { V("subnet"), M("host"), O_END };
 static const struct cli_optdef join_token_opts[] = { V("cluster"), V("expires"), O_END };
 static const struct cli_optdef expires_opts[] = { V("expires"), O_END };
 static const struct cli_optdef task_list_opts[] = {
@@ -1151,6 +1230,10 @@ const struct cli_verb cli_verbs[] = {
       "list datastores", 0 },
     { "pool-info", "POOL", 1, 1, no_opts, plan_show, NULL, "/api/v1/datastores/{}",
       pool_fields, "show a datastore", 0 },
+    { "pool-create", "NAME", 1, 1, pool_create_opts, plan_pool_create, NULL, NULL, NULL,
+      "register a datastore on hosts (--path DIR --host H [--host H2] [--type shared])", 0 },
+    { "pool-delete", "POOL", 1, 1, no_opts, plan_delete, NULL, "/api/v1/datastores/{}", NULL,
+      "forget a datastore (its files stay)", 0 },
     { "vol-list", "POOL", 1, 1, no_opts, plan_list, NULL, "/api/v1/datastores/{}/volumes",
       vol_cols, "list a datastore's volumes", 0 },
     { "vol-create-as", "POOL NAME SIZE", 3, 3, vol_create_opts, plan_vol_create, NULL, NULL,
@@ -1164,6 +1247,10 @@ const struct cli_verb cli_verbs[] = {
       "grow a volume", 0 },
     { "net-list", "", 0, 0, no_opts, plan_list, NULL, "/api/v1/networks", net_cols,
       "list networks (NAT networks and port groups)", 0 },
+    { "nat-create", "NAME", 1, 1, nat_create_opts, plan_nat_create, NULL, NULL, NULL,
+      "a NAT network (DHCP, masquerade) on hosts (--subnet CIDR --host H ...)", 0 },
+    { "nat-delete", "NAT", 1, 1, no_opts, plan_delete, NULL, "/api/v1/nat-networks/{}", NULL,
+      "remove a NAT network from its hosts", 0 },
     { "secgroup-list", "", 0, 0, limit_opts, plan_list, NULL, "/api/v1/security-groups",
       secgroup_cols, "list security groups", 0 },
     { "vlan-pool-list", "", 0, 0, limit_opts, plan_list, NULL, "/api/v1/vlan-pools",

@@ -116,6 +116,13 @@ static void test_parse_basics(void **state)
 
 /* Command lines refused before any request: usage errors, exit status 2. */
 static const char *const refused[] = {
+    "pool-create ds1 --host node1",                 /* no --path */
+    "pool-create ds1 --path rel/dir --host node1",   /* not absolute */
+    "pool-create ds1 --path /srv/ds1",               /* no --host */
+    "pool-create ds1 --path /srv/ds1 --host node1 --type nfs",
+    "pool-create ds1 --path /srv/ds1 --host node1 --overcommit-ratio 0.5",
+    "nat-create n1 --subnet 10.0.0.0/24",            /* no --host */
+    "nat-create a,b --host node1",
     "",                                   /* no verb */
     "frobnicate",                         /* unknown verb */
     "list --bogus",                       /* unknown option */
@@ -312,6 +319,15 @@ static const struct {
       "{\"capacity\":2147483648}", RQ_TASK },
     { "net-list", "GET", "/api/v1/networks", NULL, RQ_LIST },
     { "secgroup-list", "GET", "/api/v1/security-groups", NULL, RQ_LIST },
+    { "pool-create ds1 --path /srv/ds1 --host node1 --host node2 --type shared", "POST",
+      "/api/v1/datastores",
+      "{\"hosts\":[\"node1\",\"node2\"],\"name\":\"ds1\",\"path\":\"/srv/ds1\",\"type\":\"shared\"}",
+      RQ_WRITE },
+    { "pool-delete ds1", "DELETE", "/api/v1/datastores/ds1", NULL, RQ_WRITE },
+    { "nat-create default --subnet 192.168.122.0/24 --host node1", "POST", "/api/v1/nat-networks",
+      "{\"hosts\":[\"node1\"],\"name\":\"default\",\"subnet\":\"192.168.122.0/24\"}",
+      RQ_WRITE },
+    { "nat-delete default", "DELETE", "/api/v1/nat-networks/default", NULL, RQ_WRITE },
     { "vlan-pool-list", "GET", "/api/v1/vlan-pools", NULL, RQ_LIST },
     { "host-list --cluster c1 --state connected", "GET",
       "/api/v1/hosts?cluster=c1&state=connected", NULL, RQ_LIST },
