@@ -140,16 +140,8 @@ if [ ! -f "$var/agent/pki/agent.pem" ]; then
     while [ -n "$(ss -ltnH "sport = :$port")" ]; do port=$((port + 1)); done
     echo "$port" >"$var/agent/port"
     jtok=$("$strata" join-token-create --cluster default)
-    curl -sS --unix-socket "$msock" -X POST -H 'Content-Type: application/json' \
-        --data-binary "{\"token\": \"$jtok\", \"name\": \"$host\", \"address\": \"127.0.0.1\", \"port\": $port}" \
-        http://m/api/v1/hosts >"$var/agent/joined.json"
-    jq -e .cert_pem "$var/agent/joined.json" >/dev/null ||
-        die "join refused: $(cat "$var/agent/joined.json")"
-    (umask 077
-     jq -r .cert_pem "$var/agent/joined.json" >"$var/agent/pki/agent.pem"
-     jq -r .key_pem "$var/agent/joined.json" >"$var/agent/pki/agent-key.pem"
-     jq -r .ca_pem "$var/agent/joined.json" >"$var/agent/pki/ca.pem")
-    rm -f "$var/agent/joined.json"
+    "$strata" host-join "$host" --token "$jtok" --address 127.0.0.1 --port "$port" \
+        --dir "$var/agent/pki" >/dev/null
 fi
 if ! alive "$var/agent.pid"; then
     say "starting strata-agent (mutual TLS on 127.0.0.1:$(cat "$var/agent/port"))"

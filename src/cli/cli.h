@@ -255,6 +255,7 @@ int cli_run_task_wait(struct cli_ctx *ctx, const struct cli_args *a, struct erro
 int cli_run_login(struct cli_ctx *ctx, const struct cli_args *a, struct error **errp);
 int cli_run_logout(struct cli_ctx *ctx, const struct cli_args *a, struct error **errp);
 int cli_run_version(struct cli_ctx *ctx, const struct cli_args *a, struct error **errp);
+int cli_run_host_join(struct cli_ctx *ctx, const struct cli_args *a, struct error **errp);
 int cli_run_user_create(struct cli_ctx *ctx, const struct cli_args *a, struct error **errp);
 int cli_run_create(struct cli_ctx *ctx, const struct cli_args *a, struct error **errp);
 int cli_run_help(struct cli_ctx *ctx, const struct cli_args *a, struct error **errp);

@@ -474,6 +474,53 @@ int cli_run_version(struct cli_ctx *ctx, const struct cli_args *a, struct error 
     return 0;
 }
 
+/* host-join NAME --token T --address A [--port P] [--dir DIR]: joins this
+ * host and writes what its agent needs to DIR (default "."): agent.pem,
+ * agent-key.pem (0600), ca.pem; prints the agent's TLS options.  The join
+ * token is the credential: no login needed. */
+int cli_run_host_join(struct cli_ctx *ctx, const struct cli_args *a, struct error **errp)
+{
+    const char *token = cli_opt(a, "token"), *address = cli_opt(a, "address");
+    const char *dir = cli_opt(a, "dir") ? cli_opt(a, "dir") : ".";
+    unsigned long long port = 16509;
+    if (!token || !address)
+        return error_set(errp, ERR_INVALID_ARG, "host-join: --token and --address are required");
+    if (cli_check_name(a->pos[0], "host", errp) < 0 ||
+        (cli_opt(a, "port") &&
+         cli_parse_uint(cli_opt(a, "port"), 1, 65535, "--port", &port, errp) < 0) ||
+        mkdir_p(dir, 0700, errp) < 0)
+        return -1;
+    AUTOJSON json_t *body = json_pack("{s:s, s:s, s:s, s:I}", "token", token, "name", a->pos[0],
+                                      "address", address, "port", (json_int_t) port);
+    AUTOJSON json_t *r = NULL;
+    if (cli_call(ctx, "POST", "/api/v1/hosts", body, &r, errp) < 0)
+        return -1;
+    static const struct { const char *key, *file; int mode; } files[] = {
+        { "cert_pem", "agent.pem", 0644 },
+        { "key_pem", "agent-key.pem", 0600 },
+        { "ca_pem", "ca.pem", 0644 },
+    };
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        const char *pem = json_string_value(json_object_get(r, files[i].key));
+        if (!pem)
+            return error_set(errp, ERR_IO, "the manager's answer has no %s", files[i].key);
+        AUTOFREE char *path = xasprintf("%s/%s", dir, files[i].file);
+        if (file_write_atomic(path, pem, strlen(pem), files[i].mode, errp) < 0)
+            return -1;
+    }
+    if (a->json) {
+        json_object_del(r, "key_pem");      /* written to the file, not printed */
+        cli_print_json(ctx, r);
+        return 0;
+    }
+    fprintf(ctx->out, "host '%s' joined; start its agent with:\n"
+            "  --listen %s:%llu --tls-cert %s/agent.pem --tls-key %s/agent-key.pem"
+            " --tls-ca %s/ca.pem --tls-peer-cn %s\n",
+            a->pos[0], address, port, dir, dir, dir,
+            json_string_value(json_object_get(r, "manager_cn")) ?: "strata-manager");
+    return 0;
+}
+
 int cli_run_help(struct cli_ctx *ctx, const struct cli_args *a, struct error **errp)
 {
     if (a->npos) {

@@ -1145,6 +1145,9 @@ static const struct cli_optdef pool_create_opts[] = {
     V("path"), V("type"), M("host"), V("overcommit-ratio"), O_END,
 };
 static const struct cli_optdef nat_create_opts[] = { V("subnet"), M("host"), O_END };
+static const struct cli_optdef host_join_opts[] = {
+    V("token"), V("address"), V("port"), V("dir"), O_END,
+};
 static const struct cli_optdef join_token_opts[] = { V("cluster"), V("expires"), O_END };
 static const struct cli_optdef expires_opts[] = { V("expires"), O_END };
 static const struct cli_optdef task_list_opts[] = {
@@ -1315,6 +1318,9 @@ const struct cli_verb cli_verbs[] = {
       "list API tokens and sessions", 0 },
     { "token-delete", "ID", 1, 1, no_opts, plan_delete, NULL, "/api/v1/tokens/{}", NULL,
       "revoke a token", 0 },
+    { "host-join", "NAME", 1, 1, host_join_opts, NULL, cli_run_host_join, NULL, NULL,
+      "join this host with a one-time token (--token T --address A [--port P] [--dir DIR]): "
+      "writes the agent's certificate, key and CA", CLI_NEEDS_NO_AUTH },
     { "version", "", 0, 0, no_opts, NULL, cli_run_version, NULL, NULL,
       "the client's and the manager's versions", CLI_NEEDS_NO_AUTH },
     { "help", "[VERB]", 0, 1, no_opts, NULL, cli_run_help, NULL, NULL,

@@ -126,12 +126,13 @@ mgr_init() {
         [ -z "$(ss -ltnH "sport = :$p")" ] && break
     done
     MAPORT=$p
-    mapi "" POST /api/v1/hosts "{\"token\": \"$jtok\", \"name\": \"node1\", \"address\": \"127.0.0.1\", \"port\": $MAPORT}" >"$MD/joined.json"
-    [ "$(mstatus)" = 201 ] || { echo "Bail out! join failed: $(cat "$MD/joined.json")"; exit 1; }
-    jq -r .cert_pem "$MD/joined.json" >"$MD/agent/pki/agent.pem"
-    jq -r .key_pem "$MD/joined.json" >"$MD/agent/pki/agent-key.pem"
-    jq -r .ca_pem "$MD/joined.json" >"$MD/agent/pki/ca.pem"
-    chmod 600 "$MD/agent/pki/agent-key.pem"
+    # The host joins as an installer would: `strata host-join` writes the
+    # agent's certificate, key and CA.
+    "$ST_BUILD/src/cli/strata" --connect "unix:$MSOCK" host-join node1 --token "$jtok" \
+        --address 127.0.0.1 --port "$MAPORT" --dir "$MD/agent/pki" >"$MD/joined.txt" 2>&1 ||
+        { echo "Bail out! join failed: $(cat "$MD/joined.txt")"; exit 1; }
+    [ "$(stat -c %a "$MD/agent/pki/agent-key.pem")" = 600 ] ||
+        { echo "Bail out! the agent key is not 0600"; exit 1; }
     mgr_start_agent
     host_state_is node1 connected || { echo "Bail out! agent not connected"; tail -20 "$MD/manager.log"; exit 1; }
     mapi "$ATOK" POST /api/v1/datastores \

@@ -377,6 +377,7 @@ static const char *const run_lines[] = {
     "task-wait 6f1c2b9e-6a43-4c59-9d8f-0d1e2f3a4b5c", "event-list --follow --type task.failed",
     "user-create vera --role viewer --password-stdin", "login admin --password-file /pw",
     "logout", "version", "help start",
+    "host-join node1 --token sjt_x --address 10.0.0.1 --port 16509 --dir /etc/strata",
 };
 
 static void test_plans(void **state)
