@@ -331,9 +331,6 @@ static int agent_check(struct agent_conn *a, bool want_facts, json_t **stats, js
 static int record(struct manager *m, const struct host_row *h, bool up, const json_t *facts,
                   const json_t *stats, const char *why, struct error **errp)
 {
-    bool maint = !strcmp(h->state, "maintenance");
-    const char *state = maint ? "maintenance" : up ? "connected" : "disconnected";
-    bool changed = !maint && strcmp(state, h->state) != 0;
     AUTOFREE char *facts_text = facts ? json_to_string(facts) : NULL;
     AUTOFREE char *stats_text = stats ? json_to_string(stats) : NULL;
     json_t *applied = json_object_get(stats, "applied_generation");
@@ -341,6 +338,23 @@ static int record(struct manager *m, const struct host_row *h, bool up, const js
     AUTOTXN struct store_txn *t = store_begin(m->store, STORE_WRITE, errp);
     if (!t)
         return -1;
+    /* The state as it is now, not as the round read it: an administrator may
+     * have put the host in maintenance meanwhile, which a heartbeat must not
+     * undo. */
+    AUTOFREE char *cur = NULL;
+    {
+        AUTOSTMT struct store_stmt *st = store_query(t, "SELECT state FROM hosts WHERE id = ?",
+                                                     STORE_ARGS(SV_TEXT(h->id)), errp);
+        if (!st)
+            return -1;
+        int r = store_step(st, errp);
+        if (r <= 0)
+            return r;           /* deleted meanwhile */
+        cur = xstrdup(store_col_text(st, 0));
+    }
+    bool maint = !strcmp(cur, "maintenance");
+    const char *state = maint ? "maintenance" : up ? "connected" : "disconnected";
+    bool changed = !maint && strcmp(state, cur) != 0;
     if (up) {
         if (store_exec(t, "UPDATE hosts SET state = ?, last_seen_at = ?, "
                           "facts = COALESCE(?, facts), stats = ?, stats_at = ?, "
