@@ -259,23 +259,35 @@ static int h_vm_memory(struct api_call *c, struct http_response *resp, struct er
     return set_number(c, resp, "vm.set-memory", "mib", 16, 4194304, errp);
 }
 
-static int h_vm_disk_attach(struct api_call *c, struct http_response *resp, struct error **errp)
+typedef int prepare_fn(struct store_txn *t, const char *vm_id, const json_t *body,
+                       json_t **out, struct error **errp);
+
+/* POST /api/v1/vms/{id}/disks and /nics: the device normalised and its
+ * volume name or MAC address reserved in one transaction, then the task
+ * with params {param: device}. */
+static int attach(struct api_call *c, struct http_response *resp, prepare_fn *prepare,
+                  const char *param, const char *kind, struct error **errp)
 {
     const json_t *body = api_body(c, errp);
     if (!body || api_query_check(c, NULL, errp) < 0)
         return -1;
     char id[UUID_STRLEN + 1];
-    AUTOJSON json_t *disk = NULL;
+    AUTOJSON json_t *dev = NULL;
     if (vm_ref(c, id, NULL, NULL, errp) < 0)
         return -1;
     {
         AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_WRITE, errp);
-        if (!t || vm_prepare_disk(t, id, body, &disk, errp) < 0 ||
+        if (!t || prepare(t, id, body, &dev, errp) < 0 ||
             manager_commit(c->m, steal_pointer(&t), errp) < 0)
             return -1;
     }
-    AUTOJSON json_t *params = json_pack("{s:O}", "disk", disk);
-    return submit(c, resp, "vm.attach-disk", "vm", id, params, NULL, errp);
+    AUTOJSON json_t *params = json_pack("{s:O}", param, dev);
+    return submit(c, resp, kind, "vm", id, params, NULL, errp);
+}
+
+static int h_vm_disk_attach(struct api_call *c, struct http_response *resp, struct error **errp)
+{
+    return attach(c, resp, vm_prepare_disk, "disk", "vm.attach-disk", errp);
 }
 
 /* Path parameter 1 must name an item of the VM's specification array 'what'. */
@@ -314,21 +326,7 @@ static int h_vm_disk_detach(struct api_call *c, struct http_response *resp, stru
 
 static int h_vm_nic_attach(struct api_call *c, struct http_response *resp, struct error **errp)
 {
-    const json_t *body = api_body(c, errp);
-    if (!body || api_query_check(c, NULL, errp) < 0)
-        return -1;
-    char id[UUID_STRLEN + 1];
-    AUTOJSON json_t *nic = NULL;
-    if (vm_ref(c, id, NULL, NULL, errp) < 0)
-        return -1;
-    {
-        AUTOTXN struct store_txn *t = store_begin(c->m->store, STORE_WRITE, errp);
-        if (!t || vm_prepare_nic(t, id, body, &nic, errp) < 0 ||
-            manager_commit(c->m, steal_pointer(&t), errp) < 0)
-            return -1;
-    }
-    AUTOJSON json_t *params = json_pack("{s:O}", "nic", nic);
-    return submit(c, resp, "vm.attach-nic", "vm", id, params, NULL, errp);
+    return attach(c, resp, vm_prepare_nic, "nic", "vm.attach-nic", errp);
 }
 
 static int h_vm_nic_detach(struct api_call *c, struct http_response *resp, struct error **errp)

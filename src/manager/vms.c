@@ -1691,50 +1691,47 @@ static int vm_agent_call(struct task_ctx *c, const char *method, const char *suf
     return ret;
 }
 
-static void edit_vcpus(json_t *spec, const json_t *p)
-{
-    json_t *v = json_object_get(spec, "vcpus");
-    json_t *count = json_object_get(p, "count");
-    if (json_is_object(v))
-        json_object_set(v, "count", count);
-    else
-        json_object_set_new(spec, "vcpus", json_pack("{s:O, s:O}", "count", count, "max",
-                                                     json_is_integer(v) ? v : count));
-}
+/* vCPUs and memory change the same way: the agent's PUT, then the value
+ * in the specification (an integer shorthand becomes the object form). */
+struct size_change {
+    const char *spec_key, *value_key, *max_key, *route;
+};
+static const struct size_change vcpus_change = { "vcpus", "count", "max", "/vcpus" };
+static const struct size_change memory_change = { "memory", "mib", "max_mib", "/memory" };
 
-static int step_vcpus(struct task_ctx *c, struct error **errp)
+static int step_size(struct task_ctx *c, struct error **errp)
 {
-    AUTOJSON json_t *b = json_pack("{s:O}", "count", json_object_get(c->params, "count"));
-    return vm_agent_call(c, "PUT", "/vcpus", b, 0, errp) < 0 ? -1
-           : spec_update(c, edit_vcpus, errp);
-}
-
-static void edit_memory(json_t *spec, const json_t *p)
-{
-    json_t *v = json_object_get(spec, "memory");
-    json_t *mib = json_object_get(p, "mib");
-    if (json_is_object(v))
-        json_object_set(v, "mib", mib);
-    else
-        json_object_set_new(spec, "memory", json_pack("{s:O, s:O}", "mib", mib, "max_mib",
-                                                      json_is_integer(v) ? v : mib));
-}
-
-static int step_memory(struct task_ctx *c, struct error **errp)
-{
-    AUTOJSON json_t *b = json_pack("{s:O}", "mib", json_object_get(c->params, "mib"));
-    return vm_agent_call(c, "PUT", "/memory", b, 0, errp) < 0 ? -1
-           : spec_update(c, edit_memory, errp);
+    const struct size_change *sc = c->opaque;
+    json_t *value = json_object_get(c->params, sc->value_key);
+    AUTOJSON json_t *b = json_pack("{s:O}", sc->value_key, value);
+    if (vm_agent_call(c, "PUT", sc->route, b, 0, errp) < 0)
+        return -1;
+    struct vm_rec v = { 0 };
+    int ret = -1;
+    if (vm_rec_load(c->m, vm_id_of(c), &v, errp) == 0) {
+        json_t *cur = json_object_get(v.spec, sc->spec_key);
+        if (json_is_object(cur))
+            json_object_set(cur, sc->value_key, value);
+        else
+            json_object_set_new(v.spec, sc->spec_key,
+                                json_pack("{s:O, s:O}", sc->value_key, value, sc->max_key,
+                                          json_is_integer(cur) ? cur : value));
+        ret = vm_spec_save(c->m, v.id, v.spec, errp);
+    }
+    vm_rec_clear(&v);
+    return ret;
 }
 
 static const struct task_step_def vcpus_steps[] = {
-    { "set-vcpus", step_vcpus, NULL }, { NULL, NULL, NULL },
+    { "set-vcpus", step_size, NULL }, { NULL, NULL, NULL },
 };
-static const struct task_kind_def kind_vcpus = { "vm.set-vcpus", vcpus_steps, true, NULL };
+static const struct task_kind_def kind_vcpus = { "vm.set-vcpus", vcpus_steps, true,
+                                                 (void *) &vcpus_change };
 static const struct task_step_def memory_steps[] = {
-    { "set-memory", step_memory, NULL }, { NULL, NULL, NULL },
+    { "set-memory", step_size, NULL }, { NULL, NULL, NULL },
 };
-static const struct task_kind_def kind_memory = { "vm.set-memory", memory_steps, true, NULL };
+static const struct task_kind_def kind_memory = { "vm.set-memory", memory_steps, true,
+                                                  (void *) &memory_change };
 
 /* attach-disk: params {"disk": a prepared disk of the specification} */
 static int step_disk_volume(struct task_ctx *c, struct error **errp)
