@@ -37,3 +37,20 @@ int64_t event_last_seq(struct store_txn *t, struct error **errp)
         return -1;
     return v;
 }
+
+int64_t history_prune(struct store *s, int64_t cutoff_ms, struct error **errp)
+{
+    AUTOTXN struct store_txn *t = store_begin(s, STORE_WRITE, errp);
+    if (!t)
+        return -1;
+    int64_t e = store_exec(t, "DELETE FROM events WHERE at < ?", STORE_ARGS(SV_INT(cutoff_ms)),
+                           errp);
+    if (e < 0)
+        return -1;
+    int64_t k = store_exec(t, "DELETE FROM tasks WHERE state IN ('succeeded', 'failed', "
+                              "'cancelled') AND finished_at < ?",
+                           STORE_ARGS(SV_INT(cutoff_ms)), errp);
+    if (k < 0 || store_commit(steal_pointer(&t), errp) < 0)
+        return -1;
+    return e + k;
+}

@@ -37,6 +37,12 @@ struct event {
  * number (> 0) or -1. */
 int64_t event_append(struct store_txn *t, const struct event *e, struct error **errp);
 
+/* Retention: deletes the events older than 'cutoff_ms' and the tasks that
+ * ended before it (never a queued or running one).  Sequence numbers are
+ * not reused (they come from the table 'sequences').  Returns how many rows
+ * went, or -1. */
+int64_t history_prune(struct store *s, int64_t cutoff_ms, struct error **errp);
+
 /* The newest sequence number (0 when there is none). */
 int64_t event_last_seq(struct store_txn *t, struct error **errp);
 

@@ -481,12 +481,25 @@ struct host_monitor {
 static void *monitor_main(void *arg)
 {
     struct host_monitor *hm = arg;
+    int64_t pruned_at = 0;
     pthread_mutex_lock(&hm->lock);
     while (!hm->stopping) {
         pthread_mutex_unlock(&hm->lock);
         AUTOERROR struct error *err = NULL;
         if (host_monitor_poll(hm->m, &err) < 0)
             LOG_RL_WARN("host monitor: %s", err->message);
+        /* Retention of events and ended tasks, at start and hourly. */
+        int64_t now = store_now_ms();
+        if (now - pruned_at >= 3600000) {
+            AUTOERROR struct error *perr = NULL;
+            int64_t n = history_prune(hm->m->store, now - hm->m->history_ms, &perr);
+            if (n < 0)
+                LOG_RL_WARN("pruning the history: %s", perr->message);
+            else if (n > 0)
+                LOG_INFO("pruned %lld events and ended tasks older than %lld days",
+                         (long long) n, (long long) (hm->m->history_ms / 86400000));
+            pruned_at = now;
+        }
         pthread_mutex_lock(&hm->lock);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -45,6 +45,7 @@ static void usage(FILE *out)
           "  --pki-dir DIR             the manager's CA and client certificate, made at\n"
           "                            first start (/var/lib/strata/pki)\n"
           "  --heartbeat-interval MS   how often every agent is checked (5000)\n"
+          "  --history-days N          events and ended tasks kept this long (30)\n"
           "  --log-level LEVEL         debug, info, warn, error (info)\n"
           "  --log-file FILE           log here instead of stderr\n"
           "  --help\n",
@@ -87,12 +88,12 @@ int main(int argc, char **argv)
     AUTOFREE char *db = xstrdup("/var/lib/strata/manager.db");
     AUTOFREE char *sock = xstrdup("/run/strata/manager.sock");
     AUTOFREE char *pki = xstrdup("/var/lib/strata/pki");
-    long heartbeat_ms = 5000;
+    long heartbeat_ms = 5000, history_days = 30;
     AUTOFREE char *listen_addr = NULL, *tls_cert = NULL, *tls_key = NULL, *pw_file = NULL;
     unsigned short listen_port = 0;
     long long session_ttl = 0;
     enum { O_DB = 256, O_SOCK, O_LISTEN, O_CERT, O_KEY, O_PWFILE, O_TTL, O_PKI, O_HEARTBEAT,
-           O_LEVEL, O_LOGFILE, O_HELP };
+           O_HISTORY, O_LEVEL, O_LOGFILE, O_HELP };
     static const struct option opts[] = {
         { "db", required_argument, NULL, O_DB },
         { "socket", required_argument, NULL, O_SOCK },
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
         { "session-ttl", required_argument, NULL, O_TTL },
         { "pki-dir", required_argument, NULL, O_PKI },
         { "heartbeat-interval", required_argument, NULL, O_HEARTBEAT },
+        { "history-days", required_argument, NULL, O_HISTORY },
         { "log-level", required_argument, NULL, O_LEVEL },
         { "log-file", required_argument, NULL, O_LOGFILE },
         { "help", no_argument, NULL, O_HELP },
@@ -131,6 +133,15 @@ int main(int argc, char **argv)
             if (!*optarg || *end || heartbeat_ms < 100 || heartbeat_ms > 3600000) {
                 fprintf(stderr, "strata-manager: --heartbeat-interval '%s' must be 100..3600000 "
                                 "ms\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case O_HISTORY: {
+            char *end;
+            history_days = strtol(optarg, &end, 10);
+            if (!*optarg || *end || history_days < 1 || history_days > 3650) {
+                fprintf(stderr, "strata-manager: --history-days '%s' must be 1..3650\n", optarg);
                 return 2;
             }
             break;
@@ -198,6 +209,7 @@ int main(int argc, char **argv)
     struct manager_config mc = {
         .db = db, .admin_password = password, .session_ttl_ms = session_ttl * 1000,
         .pki_dir = pki, .monitor_interval_ms = (int) heartbeat_ms,
+        .history_days = (int) history_days,
         .task_kinds = manager_task_kinds(),
     };
     struct manager *m = manager_open(&mc, &err);

@@ -24,6 +24,7 @@ struct manager *manager_open(const struct manager_config *cfg, struct error **er
     m->store = s;
     m->session_ttl_ms = cfg->session_ttl_ms > 0 ? cfg->session_ttl_ms : AUTH_SESSION_TTL_MS;
     m->started_ms = store_now_ms();
+    m->history_ms = (int64_t) (cfg->history_days > 0 ? cfg->history_days : 30) * 86400000;
     pthread_mutex_init(&m->change_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

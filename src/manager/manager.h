@@ -34,6 +34,7 @@ struct manager_config {
     unsigned task_workers;          /* 0: default */
     const char *pki_dir;            /* the CA (ca.h); NULL: no CA, hosts cannot join */
     int monitor_interval_ms;        /* host heartbeats; 0: no monitor thread */
+    int history_days;               /* events and ended tasks kept; 0: 30 */
 };
 
 struct manager {
@@ -42,6 +43,7 @@ struct manager {
     struct ca *ca;                  /* NULL without a PKI directory */
     struct host_monitor *monitor;
     int64_t session_ttl_ms;
+    int64_t history_ms;             /* retention of events and ended tasks */
     int64_t started_ms;
     pthread_mutex_t change_lock;
     pthread_cond_t change_cond;

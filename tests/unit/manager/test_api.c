@@ -822,6 +822,40 @@ static void test_route_role_table(void **state)
     assert_int_equal(count(f, "SELECT COUNT(*) FROM users"), 4);
 }
 
+/* Retention: old events and ended tasks go, recent ones and unfinished
+ * tasks stay; sequence numbers are not reused. */
+static void test_history_prune(void **state)
+{
+    struct fixture *f = *state;
+    AUTOERROR struct error *err = NULL;
+    {
+        AUTOTXN struct store_txn *t = store_begin(f->m->store, STORE_WRITE, &err);
+        for (int i = 0; i < 3; i++) {
+            struct event e = { .type = "site.created", .message = "old" };
+            assert_true(event_append(t, &e, &err) > 0);
+        }
+        assert_true(store_exec(t, "UPDATE events SET at = 1000", STORE_NO_ARGS, &err) >= 0);
+        struct event e = { .type = "site.created", .message = "new" };
+        assert_true(event_append(t, &e, &err) > 0);
+        assert_true(store_exec(t, "INSERT INTO tasks (id, kind, state, created_at, updated_at, "
+                                  "finished_at) VALUES ('t-old', 'x', 'succeeded', 0, 0, 1000), "
+                                  "('t-run', 'x', 'running', 0, 0, NULL), "
+                                  "('t-new', 'x', 'failed', 0, 0, 9000000000000)",
+                               STORE_NO_ARGS, &err) >= 0);
+        assert_int_equal(store_commit(steal_pointer(&t), &err), 0);
+    }
+    int64_t last = count(f, "SELECT MAX(seq) FROM events");
+    assert_int_equal(history_prune(f->m->store, 5000, &err), 4);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM events WHERE message = 'old'"), 0);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM events WHERE message = 'new'"), 1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM tasks WHERE id IN ('t-run', 't-new')"), 2);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM tasks WHERE id = 't-old'"), 0);
+    AUTOTXN struct store_txn *t = store_begin(f->m->store, STORE_WRITE, &err);
+    struct event e = { .type = "site.created", .message = "after" };
+    assert_true(event_append(t, &e, &err) > last);
+    assert_int_equal(store_commit(steal_pointer(&t), &err), 0);
+}
+
 /* Deny by default: the access check itself, for a route nobody classified. */
 static void test_access_check(void **state)
 {
@@ -924,6 +958,7 @@ int main(void)
         T(test_events),
         T(test_route_role_table),
         cmocka_unit_test(test_access_check),
+        T(test_history_prune),
         T(test_tls_server_only),
     };
 #undef T
